@@ -1,0 +1,80 @@
+"""Case-store reads and writes the workflow needs, each idempotent (upserts by key), so a
+replayed or retried activity changes nothing twice."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from models.case import AttendanceReview, CaseContext, Resolution
+from models.outreach import AttendanceQuery, NoteRecord, OpenCaseRequest, StageChange
+from store.case_store import CaseStore
+
+log = logging.getLogger(__name__)
+
+
+class CaseRecordActivities:
+    def __init__(self, store: CaseStore, practice_time_zone: str) -> None:
+        self._store = store
+        self._practice_time_zone = practice_time_zone
+
+    @activity.defn(name="open_case")
+    async def open_case(self, request: OpenCaseRequest) -> CaseContext:
+        """Record the case and the missed session; return the decision facts (no PHI)."""
+        client = await self._store.get_client(request.client_id)
+        if client is None:
+            raise ApplicationError(
+                f"unknown client id {request.client_id!r}", type="UnknownClient", non_retryable=True
+            )
+        therapist = await self._store.get_therapist(request.therapist_id)
+        if therapist is None:
+            raise ApplicationError(
+                f"unknown therapist id {request.therapist_id!r}",
+                type="UnknownTherapist",
+                non_retryable=True,
+            )
+        supervisor = (
+            await self._store.get_therapist(therapist.supervisor_id)
+            if therapist.supervisor_id
+            else None
+        )
+        await self._store.open_case(request)
+        await self._store.record_attendance(
+            request.appointment_id, request.client_id, request.scheduled_start, "no_show"
+        )
+        log.info("case opened", extra={"case_id": request.case_id})
+        return CaseContext.from_directory(client, therapist, supervisor, self._practice_time_zone)
+
+    @activity.defn(name="record_stage")
+    async def record_stage(self, change: StageChange) -> None:
+        await self._store.set_stage(change)
+
+    @activity.defn(name="record_note")
+    async def record_note(self, record: NoteRecord) -> None:
+        await self._store.add_note(record)
+
+    @activity.defn(name="review_attendance")
+    async def review_attendance(self, query: AttendanceQuery) -> AttendanceReview:
+        """Review session patterns: misses in the window before this session, this one included
+        unless the client attended after all."""
+        status = "attended_late" if query.attended else "no_show"
+        await self._store.record_attendance(
+            query.appointment_id, query.client_id, query.scheduled_start, status
+        )
+        since = query.scheduled_start - timedelta(days=query.window_days)
+        misses = await self._store.missed_sessions(query.client_id, since, query.scheduled_start)
+        return AttendanceReview(
+            window_days=query.window_days,
+            misses_in_window=len(misses),
+            threshold=query.threshold,
+            missed_session_starts=misses,
+        )
+
+    @activity.defn(name="record_resolution")
+    async def record_resolution(self, resolution: Resolution) -> None:
+        """Keep the documented resolution beyond Temporal's retention."""
+        await self._store.save_resolution(resolution)
+        log.info("resolution recorded", extra={"case_id": resolution.case_id})

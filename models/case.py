@@ -1,0 +1,233 @@
+"""The case: its input, the non-PHI context the workflow decides on, its live state and result."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from models.directory import Channel, ClientProfile, RiskLevel, Therapist
+from models.policy import EscalationPolicy
+from models.signals import CaseOutcome, FeeChoice
+
+
+class Stage(StrEnum):
+    grace_wait = "grace_wait"
+    contacting_client = "contacting_client"
+    contacting_emergency_contact = "contacting_emergency_contact"
+    awaiting_therapist = "awaiting_therapist"
+    closed = "closed"
+
+
+class EscalationLevel:
+    """How far a case has escalated (search attribute `EscalationLevel`, an Int for sorting)."""
+
+    none = 0
+    client_outreach = 1
+    emergency_contact = 2
+    therapist = 3
+    supervisor = 4
+
+
+class RecipientRole(StrEnum):
+    client = "client"
+    emergency_contact = "emergency_contact"
+    therapist = "therapist"
+    supervisor = "supervisor"
+
+
+class Purpose(StrEnum):
+    """Why a message goes out; decides its wording (see `models.messages`)."""
+
+    client_outreach = "client_outreach"
+    emergency_contact_check = "emergency_contact_check"
+    therapist_confirmation = "therapist_confirmation"
+    therapist_reminder = "therapist_reminder"
+    supervisor_escalation = "supervisor_escalation"
+
+
+class AttemptResult(StrEnum):
+    sent = "sent"  # accepted by the provider (SMS, email)
+    answered = "answered"  # a person picked up and heard the message
+    voicemail = "voicemail"  # the message was left after the beep
+    no_answer = "no_answer"
+    busy = "busy"
+    failed = "failed"  # provider error after retries, or an undeliverable call
+    invalid_recipient = "invalid_recipient"  # not a valid / not a mobile number, bad email
+    opted_out = "opted_out"  # replied STOP / unsubscribed
+    unconfirmed = "unconfirmed"  # a crash hid whether it went out; never resent (no duplicates)
+    dry_run = "dry_run"  # no provider credentials: recorded, nothing sent
+
+
+def case_id_for(appointment_id: str) -> str:
+    """The workflow id: opaque, built only from the appointment id (no PHI)."""
+    return f"missed-session-{appointment_id}"
+
+
+class MissedSessionInput(BaseModel):
+    appointment_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    client_id: str = Field(min_length=1)
+    therapist_id: str = Field(min_length=1)
+    scheduled_start: AwareDatetime
+    policy: EscalationPolicy
+
+    @property
+    def case_id(self) -> str:
+        return case_id_for(self.appointment_id)
+
+
+class RecipientReach(BaseModel):
+    """What the workflow may know of a recipient: channels it may use, and their time zone."""
+
+    channels: list[Channel]
+    time_zone: str
+
+
+class CaseContext(BaseModel):
+    """Decision facts read from the directory when the case opens. No names, numbers or emails."""
+
+    client: RecipientReach
+    client_risk: RiskLevel
+    payer_allows_no_show_fee: bool
+    emergency_contact: RecipientReach | None
+    emergency_contact_skip_reason: str | None = None
+    therapist: RecipientReach
+    supervisor: RecipientReach | None
+
+    @classmethod
+    def from_directory(
+        cls,
+        client: ClientProfile,
+        therapist: Therapist,
+        supervisor: Therapist | None,
+        practice_time_zone: str,
+    ) -> CaseContext:
+        """Reduce directory records to the facts the procedure decides on, and why a step
+        will be skipped (e.g. no consent to contact the emergency contact)."""
+        contact = client.emergency_contact
+        contact_reach: RecipientReach | None = None
+        skip_reason: str | None = None
+        if contact is None:
+            skip_reason = "no emergency contact on file"
+        elif not contact.consent_to_contact:
+            skip_reason = "no recorded consent to contact the emergency contact"
+        elif not contact.reachable_channels():
+            skip_reason = "the emergency contact has no phone number or email on file"
+        else:
+            contact_reach = RecipientReach(
+                channels=contact.reachable_channels(), time_zone=client.time_zone
+            )
+        return cls(
+            client=RecipientReach(channels=client.reachable_channels(), time_zone=client.time_zone),
+            client_risk=client.risk,
+            payer_allows_no_show_fee=client.payer_allows_no_show_fee,
+            emergency_contact=contact_reach,
+            emergency_contact_skip_reason=skip_reason,
+            therapist=RecipientReach(
+                channels=therapist.reachable_channels(), time_zone=practice_time_zone
+            ),
+            supervisor=(
+                RecipientReach(
+                    channels=supervisor.reachable_channels(), time_zone=practice_time_zone
+                )
+                if supervisor
+                else None
+            ),
+        )
+
+
+class Attempt(BaseModel):
+    """One outreach attempt, as recorded in the case store when it happened."""
+
+    step: str
+    channel: Channel
+    recipient_role: RecipientRole
+    purpose: Purpose
+    round: int | None = None
+    at: datetime
+    result: AttemptResult
+    detail: str = ""
+    provider_id: str | None = None
+    dry_run: bool = False
+
+
+class NoteEntry(BaseModel):
+    at: datetime
+    author: str
+    text: str
+
+
+class RejectedSignal(BaseModel):
+    at: datetime
+    signal: str
+    error: str
+
+
+class NextAction(BaseModel):
+    description: str
+    at: datetime | None = None
+
+
+class CaseStatus(BaseModel):
+    """What the `case_status` query returns and the current-details text is rendered from."""
+
+    case_id: str
+    appointment_id: str
+    stage: Stage
+    stage_since: datetime
+    escalation_level: int = EscalationLevel.none
+    attempts: list[Attempt] = []
+    notes: list[NoteEntry] = []
+    rejected_signals: list[RejectedSignal] = []
+    next_action: NextAction | None = None
+    client_responded: bool = False
+    emergency_contact_note: str | None = None
+    acknowledged_until: datetime | None = None
+    therapist_reminders_sent: int = 0
+    supervisor_notified: bool = False
+
+
+class AttendanceReview(BaseModel):
+    window_days: int
+    misses_in_window: int
+    threshold: int
+    missed_session_starts: list[datetime] = []
+
+    @property
+    def flagged(self) -> bool:
+        return self.misses_in_window >= self.threshold
+
+
+class FeeAssessment(BaseModel):
+    policy_fee_cents: int
+    currency: str
+    payer_allows_fee: bool
+    therapist_decision: FeeChoice | None
+    reason: str
+    charged_cents: int
+
+
+class Resolution(BaseModel):
+    """The documented resolution: the workflow's result, kept in the case store past retention."""
+
+    case_id: str
+    appointment_id: str
+    client_id: str
+    therapist_id: str
+    scheduled_start: datetime
+    policy_name: str
+    opened_at: datetime
+    closed_at: datetime
+    outcome: CaseOutcome
+    closed_by: str
+    note: str
+    follow_up_plan: str
+    fee: FeeAssessment
+    attendance: AttendanceReview
+    attendance_flagged: bool
+    attempts: list[Attempt]
+    notes: list[NoteEntry]
+    rejected_signals: list[RejectedSignal]
+    emergency_contact_note: str | None
+    dry_run: bool = Field(description="True if any attempt was a dry run (nothing really sent).")

@@ -1,0 +1,111 @@
+"""Who a case is about and who may be contacted: clients, emergency contacts, therapists.
+
+These records hold PHI. They live in the case store and are read by activities only; the
+workflow sees just the non-identifying facts it needs to decide (see `models.case.CaseContext`).
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
+def _check_e164(value: str) -> str:
+    compact = re.sub(r"[\s\-().]", "", value)
+    if not _E164.match(compact):
+        raise ValueError(f"phone number must be in E.164 form such as +15551234567, got {value!r}")
+    return compact
+
+
+def _check_time_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r} (e.g. America/New_York)") from exc
+    return value
+
+
+PhoneNumber = Annotated[str, AfterValidator(_check_e164)]
+TimeZoneName = Annotated[str, AfterValidator(_check_time_zone)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class Channel(StrEnum):
+    voice = "voice"
+    sms = "sms"
+    email = "email"
+
+
+class RiskLevel(StrEnum):
+    standard = "standard"
+    elevated = "elevated"
+    high = "high"
+
+
+class ChannelConsent(BaseModel):
+    """What the client agreed to be contacted by. Absent consent means no contact."""
+
+    model_config = ConfigDict(frozen=True)
+
+    voice: bool = False
+    sms: bool = False
+    email: bool = False
+
+    def allows(self, channel: Channel) -> bool:
+        return bool(getattr(self, channel.value))
+
+
+class EmergencyContact(BaseModel):
+    name: NonEmpty
+    relationship: NonEmpty
+    phone: PhoneNumber | None = None
+    email: EmailStr | None = None
+    consent_to_contact: bool = False
+
+    def reachable_channels(self) -> list[Channel]:
+        """Channels with an address, in outreach order; empty without recorded consent."""
+        if not self.consent_to_contact:
+            return []
+        return [c for c in Channel if _address_for(c, self.phone, self.email)]
+
+
+class ClientProfile(BaseModel):
+    client_id: NonEmpty
+    first_name: NonEmpty
+    last_name: str = ""
+    phone: PhoneNumber | None = None
+    email: EmailStr | None = None
+    time_zone: TimeZoneName
+    consent: ChannelConsent = ChannelConsent()
+    detailed_voicemail_ok: bool = False
+    risk: RiskLevel = RiskLevel.standard
+    payer_allows_no_show_fee: bool = True
+    therapist_id: str | None = None
+    emergency_contact: EmergencyContact | None = None
+
+    def reachable_channels(self) -> list[Channel]:
+        """Channels the client consented to and has an address for, in outreach order."""
+        return [
+            c for c in Channel if self.consent.allows(c) and _address_for(c, self.phone, self.email)
+        ]
+
+
+class Therapist(BaseModel):
+    therapist_id: NonEmpty
+    name: NonEmpty
+    email: EmailStr
+    phone: PhoneNumber | None = None
+    supervisor_id: str | None = None
+
+    def reachable_channels(self) -> list[Channel]:
+        return [c for c in Channel if _address_for(c, self.phone, self.email)]
+
+
+def _address_for(channel: Channel, phone: str | None, email: str | None) -> str | None:
+    return email if channel is Channel.email else phone

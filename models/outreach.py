@@ -1,0 +1,67 @@
+"""Inputs and outputs of the activities: what the workflow asks for, never contact details.
+
+The workflow names a recipient by role and the case's ids; the activity looks the address up
+in the directory. Phone numbers and emails therefore never enter Temporal's history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+
+from models.case import NoteEntry, Purpose, RecipientRole, Stage
+from models.directory import Channel
+
+
+class OutreachRequest(BaseModel):
+    case_id: str
+    appointment_id: str
+    step: str  # stable within the case, e.g. "client/2/sms"; never the activity attempt number
+    channel: Channel
+    recipient_role: RecipientRole
+    purpose: Purpose
+    round: int | None = None
+    client_id: str
+    therapist_id: str
+    scheduled_start: datetime
+    waited: timedelta | None = (
+        None  # supervisor escalation: how long the therapist has not answered
+    )
+
+    @property
+    def key(self) -> str:
+        """The idempotency key of this message: case + step."""
+        return f"{self.case_id}/{self.step}"
+
+
+class OpenCaseRequest(BaseModel):
+    case_id: str
+    appointment_id: str
+    client_id: str
+    therapist_id: str
+    scheduled_start: datetime
+    policy_name: str
+    opened_at: datetime
+
+
+class StageChange(BaseModel):
+    case_id: str
+    stage: Stage
+    at: datetime
+
+
+class NoteRecord(BaseModel):
+    case_id: str
+    key: str  # e.g. "<case>/note/3"
+    entry: NoteEntry
+
+
+class AttendanceQuery(BaseModel):
+    case_id: str
+    client_id: str
+    appointment_id: str
+    scheduled_start: datetime
+    window_days: int
+    threshold: int
+    attended: bool

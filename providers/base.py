@@ -1,0 +1,71 @@
+"""The contract between activities and messaging providers, and how provider errors are classified.
+
+A provider raises `PermanentDeliveryError` when retrying cannot help (invalid number, recipient
+opted out, unsubscribed) and `TransientDeliveryError` when it can (429, 5xx, timeouts, connection
+errors). Activities record the first and move on; they let Temporal retry the second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from models.case import AttemptResult
+
+
+class ProviderReceipt(BaseModel):
+    provider_id: str | None = None  # Twilio SID / SendGrid X-Message-Id
+    dry_run: bool = False
+    detail: str = ""  # no PHI: never a full phone number, email or message body
+
+
+class CallOutcome(BaseModel):
+    result: AttemptResult  # answered, voicemail, no_answer, busy or failed
+    detail: str = ""
+
+
+class PermanentDeliveryError(Exception):
+    def __init__(self, result: AttemptResult, detail: str, code: int | str | None = None) -> None:
+        super().__init__(detail)
+        self.result = result
+        self.detail = detail
+        self.code = code
+
+
+class TransientDeliveryError(Exception):
+    """Worth retrying later with backoff."""
+
+
+class SmsSender(Protocol):
+    async def send_sms(self, to: str, body: str) -> ProviderReceipt: ...
+
+
+class EmailSender(Protocol):
+    async def send_email(self, to: str, subject: str, body: str, key: str) -> ProviderReceipt: ...
+
+
+class VoiceCaller(Protocol):
+    async def start_call(self, to: str, spoken_message: str) -> ProviderReceipt:
+        """Place a call that speaks `spoken_message` (after the beep if a machine answers)."""
+        ...
+
+    async def call_outcome(self, call_id: str) -> CallOutcome | None:
+        """The final outcome of a placed call, or None while it is still in progress."""
+        ...
+
+
+@dataclass(frozen=True)
+class Providers:
+    sms: SmsSender
+    email: EmailSender
+    voice: VoiceCaller
+
+
+def mask_address(address: str) -> str:
+    """'***4567' / 'j***@example.org': enough for staff to tell addresses apart, no more."""
+    if "@" in address:
+        local, _, domain = address.partition("@")
+        return f"{local[:1]}***@{domain}"
+    return "***" + address[-4:]

@@ -1,0 +1,39 @@
+"""Configuration from the environment (and an optional `.env`), read once per process.
+
+Temporal's own connection settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS, API key) are not
+here: they come from Temporal's standard environment configuration (`temporalio.envconfig`).
+"""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Twilio (SMS and voice). Without SID, token and from-number, SMS and calls are dry runs.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+
+    # SendGrid (email). Without key and from-address, email is a dry run.
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_from_email: str | None = None
+    sendgrid_api_host: str = "https://api.sendgrid.com"
+
+    # The case store: SQLite by default, PostgreSQL e.g. postgresql+asyncpg://user@host/db
+    database_url: str = "sqlite+aiosqlite:///data/outreach.db"
+
+    # What messages say and where they point.
+    practice_name: str = "Riverside Wellness Practice"
+    practice_callback_number: str = "+15555550100"
+    practice_time_zone: str = "America/New_York"
+
+    temporal_task_queue: str = "missed-session-outreach"
+    temporal_ui_url: str = "http://localhost:8233"
+
+    # How often a placed call is polled until Twilio reports a final status.
+    call_poll_interval_seconds: float = 5.0

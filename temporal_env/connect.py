@@ -1,0 +1,31 @@
+"""One way to connect, for the worker, the command line and the demo.
+
+Uses Temporal's standard environment configuration (`temporalio.envconfig`): TEMPORAL_ADDRESS,
+TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS*, TEMPORAL_PROFILE or a config file, so the
+same code runs against the local dev server, a self-hosted cluster or Temporal Cloud.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+
+
+def connect_config(address: str | None = None) -> dict[str, Any]:
+    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    if address:
+        config["target_host"] = address
+    config.setdefault("target_host", "localhost:7233")
+    return config
+
+
+async def connect(address: str | None = None) -> Client:
+    """Connect with the pydantic data converter (plain JSON would lose datetimes and types)."""
+    return await Client.connect(**connect_config(address), data_converter=pydantic_data_converter)
+
+
+def namespace_of(client: Client) -> str:
+    return client.namespace

@@ -1,0 +1,51 @@
+"""A small fictitious directory for tests (all numbers in the 555 range, example.org emails)."""
+
+from __future__ import annotations
+
+from models.directory import ChannelConsent, ClientProfile, EmergencyContact, RiskLevel, Therapist
+
+ALL = ChannelConsent(voice=True, sms=True, email=True)
+
+THERAPIST = Therapist(
+    therapist_id="T1",
+    name="Dr. Maya Lin",
+    email="maya.lin@example.org",
+    phone="+15555550001",
+    supervisor_id="S1",
+)
+SUPERVISOR = Therapist(
+    therapist_id="S1", name="Dr. Sam Ortiz", email="sam.ortiz@example.org", phone="+15555550002"
+)
+CONTACT = EmergencyContact(
+    name="Jordan Rivera",
+    relationship="partner",
+    phone="+15555550201",
+    email="jordan@example.org",
+    consent_to_contact=True,
+)
+
+
+def client(client_id: str = "C1", **changes: object) -> ClientProfile:
+    base = ClientProfile(
+        client_id=client_id,
+        first_name="Alex",
+        last_name="Kim",
+        phone="+15555550101",
+        email="alex@example.org",
+        time_zone="America/New_York",
+        consent=ALL,
+        risk=RiskLevel.standard,
+        therapist_id="T1",
+        emergency_contact=CONTACT,
+    )
+    return base.model_copy(update=changes)
+
+
+CLIENTS = [
+    client("C1"),
+    client("C2", emergency_contact=CONTACT.model_copy(update={"consent_to_contact": False})),
+    client("C3", emergency_contact=None, payer_allows_no_show_fee=False),
+    client("C4", phone="+15555550199"),  # the fake provider rejects this number (Twilio 21211)
+    client("C5", risk=RiskLevel.high),
+]
+THERAPISTS = [THERAPIST, SUPERVISOR]

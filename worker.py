@@ -1,0 +1,91 @@
+"""The worker: runs the missed-session workflow and its activities.
+
+    python worker.py            # connects per TEMPORAL_ADDRESS etc. (default localhost:7233)
+
+SIGTERM or Ctrl-C drains gracefully: in-flight activities get time to finish, and any case
+interrupted anyway resumes on the next worker (that is what Temporal is for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.case_records import CaseRecordActivities
+from activities.outreach import OutreachActivities
+from models.messages import PracticeInfo
+from providers.base import Providers
+from providers.factory import build_providers, describe_providers
+from settings import Settings
+from store.case_store import CaseStore
+from temporal_env.connect import connect
+from workflows.missed_session import MissedSessionWorkflow
+
+log = logging.getLogger("worker")
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    store: CaseStore,
+    providers: Providers,
+    task_queue: str | None = None,
+) -> Worker:
+    """Wire real (or, in tests, fake) clients into the activities and register everything."""
+    outreach = OutreachActivities(
+        store,
+        providers,
+        PracticeInfo(
+            name=settings.practice_name, callback_number=settings.practice_callback_number
+        ),
+        call_poll_interval=settings.call_poll_interval_seconds,
+    )
+    records = CaseRecordActivities(store, settings.practice_time_zone)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.temporal_task_queue,
+        workflows=[MissedSessionWorkflow],
+        activities=[
+            outreach.send_sms,
+            outreach.send_email,
+            outreach.place_call,
+            records.open_case,
+            records.record_stage,
+            records.record_note,
+            records.review_attendance,
+            records.record_resolution,
+        ],
+        graceful_shutdown_timeout=timedelta(seconds=30),
+    )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    store = CaseStore.from_url(settings.database_url)
+    await store.create_schema()
+    providers = build_providers(settings)
+    client = await connect()
+    worker = build_worker(client, settings, store, providers)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "worker started on task queue %s (%s)",
+        settings.temporal_task_queue,
+        describe_providers(providers),
+    )
+    async with worker:
+        await stop.wait()
+        log.info("shutting down: finishing in-flight activities")
+    await store.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
