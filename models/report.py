@@ -1,0 +1,77 @@
+"""Plain-text renderings of a case for the command line: status timelines and resolutions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from models.case import Attempt, CaseStatus, NoteEntry, Resolution
+
+
+def _t(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _cents(amount: int, currency: str) -> str:
+    return f"{amount / 100:.2f} {currency}"
+
+
+def attempt_line(attempt: Attempt) -> str:
+    dry = "  [DRY RUN: nothing sent]" if attempt.dry_run else ""
+    detail = f" ({attempt.detail})" if attempt.detail and not attempt.dry_run else ""
+    return (
+        f"  {_t(attempt.at)}  {attempt.channel.value:<5} -> {attempt.recipient_role.value:<17} "
+        f"{attempt.result.value}{detail}{dry}"
+    )
+
+
+def note_line(note: NoteEntry) -> str:
+    return f"  {_t(note.at)}  [{note.author}] {note.text}"
+
+
+def render_status(status: CaseStatus) -> str:
+    lines = [
+        f"Case {status.case_id}",
+        f"  stage: {status.stage.value} since {_t(status.stage_since)}",
+        f"  escalation level: {status.escalation_level}",
+    ]
+    if status.next_action:
+        when = f" at {_t(status.next_action.at)}" if status.next_action.at else ""
+        lines.append(f"  next: {status.next_action.description}{when}")
+    if status.acknowledged_until:
+        lines.append(f"  acknowledged; reminders paused until {_t(status.acknowledged_until)}")
+    lines.append("Attempts:")
+    lines += [attempt_line(a) for a in status.attempts] or ["  (none yet)"]
+    lines.append("Notes:")
+    lines += [note_line(n) for n in status.notes] or ["  (none)"]
+    for rejected in status.rejected_signals:
+        lines.append(f"  REJECTED {rejected.signal} at {_t(rejected.at)}: {rejected.error}")
+    return "\n".join(lines)
+
+
+def render_resolution(resolution: Resolution) -> str:
+    fee = resolution.fee
+    review = resolution.attendance
+    flag = "  ** FLAGGED: discuss attendance at the next session **" if review.flagged else ""
+    lines = [
+        f"Documented resolution of {resolution.case_id}"
+        + ("   [DRY RUN: no message was really sent]" if resolution.dry_run else ""),
+        f"  session:   {_t(resolution.scheduled_start)} (appointment {resolution.appointment_id})",
+        f"  client:    {resolution.client_id}   therapist: {resolution.therapist_id}",
+        f"  opened:    {_t(resolution.opened_at)}   closed: {_t(resolution.closed_at)}",
+        f"  policy:    {resolution.policy_name}",
+        f"  outcome:   {resolution.outcome.value} (closed by {resolution.closed_by})",
+        f"  note:      {resolution.note}",
+        f"  plan:      {resolution.follow_up_plan}",
+        f"  fee:       {_cents(fee.charged_cents, fee.currency)} charged "
+        f"(policy fee {_cents(fee.policy_fee_cents, fee.currency)}; {fee.reason})",
+        f"  attendance: {review.misses_in_window} missed in the last {review.window_days} days "
+        f"(threshold {review.threshold}){flag}",
+        f"  emergency contact: {resolution.emergency_contact_note or 'not needed'}",
+        "Attempts:",
+    ]
+    lines += [attempt_line(a) for a in resolution.attempts] or ["  (none)"]
+    lines.append("Notes:")
+    lines += [note_line(n) for n in resolution.notes] or ["  (none)"]
+    for rejected in resolution.rejected_signals:
+        lines.append(f"  REJECTED {rejected.signal} at {_t(rejected.at)}: {rejected.error}")
+    return "\n".join(lines)
