@@ -197,9 +197,7 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
         print("no open cases")
     for case in cases:
         age = format_duration(now - case.opened_at)
-        print(
-            f"{case.case_id:<40} {case.stage.value:<30} open {age:<12} therapist {case.therapist_id}"
-        )
+        print(f"{case.case_id:<40} {case.stage.value:<30} open {age:<12} {case.therapist_id}")
 
 
 async def cmd_stuck(args: argparse.Namespace, settings: Settings) -> None:
