@@ -4,13 +4,15 @@ order, and what was recorded."""
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from temporalio.testing import WorkflowEnvironment
 
 from models.case import AttemptResult, Stage
 from models.signals import CaseOutcome, ClientReached, FeeChoice, FeeDecision
 from store.case_store import CaseStore
-from tests.harness import harness
+from tests import directory_data
+from tests.harness import DEFAULT_POLICY, Harness, harness
 from workflows.missed_session import MissedSessionWorkflow
 
 CLIENT_PHONE, CLIENT_EMAIL = "+15555550101", "alex@example.org"
@@ -113,3 +115,162 @@ async def test_client_responding_after_first_sms_stops_outreach(
     client_sends = [s.channel for s in h.providers.sent if s.to in (CLIENT_PHONE, CLIENT_EMAIL)]
     assert client_sends in (["voice", "sms"], ["voice", "sms", "email"])
     assert any("responded via sms" in n.text for n in resolution.notes)
+
+
+def _sends(h: Harness, *addresses: str) -> list[tuple[str, str]]:
+    return [(s.channel, s.to) for s in h.providers.sent if s.to in addresses]
+
+
+async def test_no_consent_for_emergency_contact_skips_and_documents_why(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    async with harness(time_skipping_env, sqlite_store) as h:
+        handle = await h.start(client_id="C2")
+        await h.advance_to(handle, Stage.awaiting_therapist.value)
+        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
+        resolution = await handle.result()
+
+    assert _sends(h, CONTACT_PHONE, CONTACT_EMAIL) == []
+    assert resolution.emergency_contact_note == (
+        "Not contacted: no recorded consent to contact the emergency contact."
+    )
+    assert any("no recorded consent" in n.text for n in resolution.notes)
+    stored_notes = await sqlite_store.notes_for_case(resolution.case_id)
+    assert any("no recorded consent" in n.text for n in stored_notes)
+    assert len(_sends(h, THERAPIST_EMAIL, THERAPIST_PHONE)) == 2
+
+
+async def test_no_emergency_contact_and_payer_forbids_fee(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    async with harness(time_skipping_env, sqlite_store) as h:
+        handle = await h.start(client_id="C3")
+        await h.advance_to(handle, Stage.awaiting_therapist.value)
+        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)  # therapist: charge
+        resolution = await handle.result()
+
+    assert resolution.emergency_contact_note == "Not contacted: no emergency contact on file."
+    assert resolution.fee.charged_cents == 0
+    assert resolution.fee.reason.startswith("payer does not allow no-show fees")
+
+
+async def test_high_risk_client_reaches_emergency_contact_after_one_round(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    async with harness(time_skipping_env, sqlite_store) as h:
+        start = await time_skipping_env.get_current_time()
+        handle = await h.start(client_id="C5")
+        await h.advance_to(handle, Stage.awaiting_therapist.value)
+        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
+        await handle.result()
+
+    contact = [s for s in h.providers.sent if s.to == CONTACT_PHONE]
+    assert len(_sends(h, CLIENT_PHONE, CLIENT_EMAIL)) == 3  # one round only
+    assert round((contact[0].at - start).total_seconds() / 60) == 20 + 30
+
+
+async def test_invalid_number_is_recorded_and_outreach_moves_to_the_next_channel(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    async with harness(time_skipping_env, sqlite_store) as h:
+        h.providers.invalid_numbers.add("+15555550199")
+        handle = await h.start(client_id="C4")
+        await h.advance_to(handle, Stage.awaiting_therapist.value)
+        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
+        resolution = await handle.result()
+
+    first_round = resolution.attempts[:3]
+    assert [(a.channel.value, a.result) for a in first_round] == [
+        ("voice", AttemptResult.invalid_recipient),
+        ("sms", AttemptResult.invalid_recipient),
+        ("email", AttemptResult.sent),
+    ]
+    # Not retried: each invalid-number attempt reached the provider exactly once.
+    assert h.providers.tries.count("voice:+15555550199") == 3  # one per round, never retried
+    assert "21211" in first_round[0].detail
+
+
+async def test_rate_limited_sms_is_retried_and_sent_once(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    async with harness(time_skipping_env, sqlite_store) as h:
+        h.providers.transient_failures["sms"] = 2  # 429 twice, then accepted
+        handle = await h.start()
+        await h.advance_to(handle, Stage.contacting_client.value)
+        status = await h.advance_to(handle, Stage.awaiting_therapist.value)
+        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
+        await handle.result()
+
+    first_sms = [t for t in h.providers.tries if t == f"sms:{CLIENT_PHONE}"]
+    assert len(first_sms) >= 2 + 3  # two failed tries, then one per round
+    assert [a.result for a in status.attempts if a.step == "client/1/sms"] == [AttemptResult.sent]
+    assert len([s for s in h.providers.sent if s.channel == "sms" and s.to == CLIENT_PHONE]) == 3
+
+
+async def test_quiet_hours_defer_calls_and_texts_to_the_clients_morning(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    now = await time_skipping_env.get_current_time()
+    # A zone where the grace wait ends at 23:xx local time: calls must wait for 08:00 there.
+    offset = (23 - (now + timedelta(minutes=20)).hour) % 24
+    offset = offset - 24 if offset > 12 else offset
+    zone = f"Etc/GMT{-offset:+d}"
+    async with harness(time_skipping_env, sqlite_store) as h:
+        await sqlite_store.import_directory([], [directory_data.client("C9", time_zone=zone)])
+        handle = await h.start(client_id="C9", policy=DEFAULT_POLICY, scheduled_start=now)
+        status = await h.advance_to(handle, Stage.contacting_client.value)
+        assert status.next_action and "quiet hours" in status.next_action.description
+        while not h.providers.sent:
+            await time_skipping_env.sleep(timedelta(hours=1))
+        await handle.signal(MissedSessionWorkflow.client_responded, {"via": "phone"})
+        await h.advance_to(handle, Stage.awaiting_therapist.value)
+        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
+        await handle.result()
+
+    first = h.providers.sent[0]
+    local = first.at.astimezone(ZoneInfo(zone))
+    assert (first.channel, local.hour, local.minute) == ("voice", 8, 0)
+    assert first.at - now > timedelta(hours=8)
+
+
+async def test_silent_therapist_gets_reminders_then_supervisor(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    async with harness(time_skipping_env, sqlite_store) as h:
+        handle = await h.start(client_id="C3")  # no EC: straight to the therapist
+        status = await h.advance_to(handle, Stage.awaiting_therapist.value)
+        waiting_since = status.stage_since
+        await time_skipping_env.sleep(timedelta(hours=30))
+        status = await h.status(handle)
+        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
+        resolution = await handle.result()
+
+    therapist_emails = [s for s in h.providers.sent if s.to == THERAPIST_EMAIL]
+    hours = [round((s.at - waiting_since).total_seconds() / 3600) for s in therapist_emails]
+    assert hours == [0, 4, 8, 12, 16, 20, 24]  # confirmation request + 6 reminders (policy max)
+    supervisor = [s for s in h.providers.sent if s.to == "sam.ortiz@example.org"]
+    assert len(supervisor) == 1
+    assert round((supervisor[0].at - waiting_since).total_seconds() / 3600) == 24
+    assert "Dr. Maya Lin" in supervisor[0].body and "Alex" not in supervisor[0].body
+    assert status.supervisor_notified and status.escalation_level == 4
+    assert resolution.outcome is CaseOutcome.reached_safe  # only the therapist's signal closes
+
+
+async def test_acknowledgement_pauses_reminders_then_they_resume(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    async with harness(time_skipping_env, sqlite_store) as h:
+        handle = await h.start(client_id="C3")
+        status = await h.advance_to(handle, Stage.awaiting_therapist.value)
+        waiting_since = status.stage_since
+        await time_skipping_env.sleep(timedelta(hours=2))
+        await handle.signal(MissedSessionWorkflow.acknowledged, {"by": "T1"})
+        await time_skipping_env.sleep(timedelta(hours=13))
+        status = await h.status(handle)
+        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
+        await handle.result()
+
+    therapist_emails = [s for s in h.providers.sent if s.to == THERAPIST_EMAIL]
+    hours = [round((s.at - waiting_since).total_seconds() / 3600) for s in therapist_emails]
+    assert hours == [0, 10, 14]  # paused 2h -> 10h (8h pause), then every 4h again
+    assert status.stage is Stage.awaiting_therapist
