@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -35,6 +36,7 @@ def build_worker(
     store: CaseStore,
     providers: Providers,
     task_queue: str | None = None,
+    **worker_options: Any,
 ) -> Worker:
     """Wire real (or, in tests, fake) clients into the activities and register everything."""
     outreach = OutreachActivities(
@@ -61,6 +63,7 @@ def build_worker(
             records.record_resolution,
         ],
         graceful_shutdown_timeout=timedelta(seconds=30),
+        **worker_options,
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -37,10 +38,15 @@ class Harness:
     def client(self) -> Client:
         return self.env.client
 
-    def worker(self) -> Worker:
+    def worker(self, **options: Any) -> Worker:
         settings = Settings(call_poll_interval_seconds=0.01, practice_name="Riverside Practice")
         return build_worker(
-            self.client, settings, self.store, self.providers.bundle(), task_queue=self.task_queue
+            self.client,
+            settings,
+            self.store,
+            self.providers.bundle(),
+            task_queue=self.task_queue,
+            **options,
         )
 
     async def start(
