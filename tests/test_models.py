@@ -108,7 +108,7 @@ def test_naive_scheduled_start_is_rejected_with_a_clear_message() -> None:
 
 
 def test_client_profile_validates_phone_and_time_zone() -> None:
-    with pytest.raises(ValidationError, match="E.164"):
+    with pytest.raises(ValidationError, match=r"E\.164"):
         ClientProfile(client_id="C", first_name="A", phone="555-1234", time_zone=NY)
     with pytest.raises(ValidationError, match="IANA"):
         ClientProfile(client_id="C", first_name="A", time_zone="Mars/Olympus")
