@@ -25,7 +25,3 @@ def connect_config(address: str | None = None) -> dict[str, Any]:
 async def connect(address: str | None = None) -> Client:
     """Connect with the pydantic data converter (plain JSON would lose datetimes and types)."""
     return await Client.connect(**connect_config(address), data_converter=pydantic_data_converter)
-
-
-def namespace_of(client: Client) -> str:
-    return client.namespace
