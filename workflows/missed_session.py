@@ -524,7 +524,11 @@ class MissedSessionWorkflow:
 
     def _render_details(self) -> None:
         status = self._status
-        lines = [f"**Stage:** {status.stage.value}", f"**Attempts so far:** {len(status.attempts)}"]
+        dry_runs = sum(1 for a in status.attempts if a.dry_run)
+        attempts = f"**Attempts so far:** {len(status.attempts)}" + (
+            f" ({dry_runs} DRY RUN: nothing sent)" if dry_runs else ""
+        )
+        lines = [f"**Stage:** {status.stage.value}", attempts]
         if status.next_action is not None:
             when = status.next_action.at
             suffix = f" at {when.strftime('%Y-%m-%d %H:%M:%S UTC')}" if when else ""
