@@ -1,0 +1,125 @@
+"""As a user runs it: the real dev server, `worker.py` in its own process with the official
+`twilio` and `sendgrid` clients talking HTTP to a local fake endpoint, and the command line.
+Asserts the requests on the wire and the documented resolution."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from temporal_env.dev_server import start_dev_server
+from tests.fake_provider_server import FakeProviderServer
+
+ROOT = Path(__file__).parent.parent
+CLIENT_PHONE, CONTACT_PHONE = "+15555550101", "+15555550201"
+
+
+@pytest.fixture(scope="module")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_dev_server(data_dir=None, port=None, ui_port=None)
+    yield env
+    await env.shutdown()
+
+
+async def run_cli(env: dict[str, str], *args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "starter.py",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    text = output.decode()
+    assert process.returncode == 0, f"starter.py {' '.join(args)} failed:\n{text}"
+    return text
+
+
+async def test_a_case_end_to_end_on_the_dev_server(
+    dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with FakeProviderServer() as fake:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SENDGRID_"))},
+            "TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
+            "TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cases.db",
+            "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+            "TWILIO_AUTH_TOKEN": "test-token",
+            "TWILIO_FROM_NUMBER": "+15555550100",
+            "TWILIO_API_BASE_URL": fake.base_url,
+            "SENDGRID_API_KEY": "SG.test-key",
+            "SENDGRID_FROM_EMAIL": "care@example.org",
+            "SENDGRID_API_HOST": fake.base_url,
+            "CALL_POLL_INTERVAL_SECONDS": "0.2",
+            "PRACTICE_NAME": "Riverside Practice",
+        }
+        await run_cli(env, "directory", "import", "samples/directory.csv")
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "worker.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            start = datetime.now(UTC).isoformat()
+            opened = await run_cli(
+                env,
+                *("trigger", "--appointment", "E2E1", "--client", "C100", "--therapist", "T100"),
+                *("--start", start, "--policy", "policies/demo.toml"),
+            )
+            again = await run_cli(
+                env,
+                *("trigger", "--appointment", "E2E1", "--client", "C100", "--therapist", "T100"),
+                *("--start", start, "--policy", "policies/demo.toml"),
+            )
+            for _ in range(240):  # the demo policy escalates in seconds
+                if any(r.json and "maya.lin@example.org" in str(r.json) for r in fake.emails()):
+                    break
+                await asyncio.sleep(0.25)
+            await run_cli(
+                env,
+                *("reached", "E2E1", "--outcome", "reached_safe", "--note", "Client is safe."),
+                *("--plan", "Reminder call the day before.", "--fee", "charge"),
+            )
+            shown = ""
+            for _ in range(40):
+                shown = await run_cli(env, "show", "E2E1")
+                if "Documented resolution" in shown:
+                    break
+                await asyncio.sleep(0.25)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            _, worker_log = await worker.communicate()
+
+    assert "opened" in opened and "already exists" in again
+    assert worker.returncode == 0, worker_log.decode()[-2000:]
+    assert "reached_safe" in shown and "75.00 USD charged" in shown
+    assert "DRY RUN" not in shown
+
+    sms = [r.form for r in fake.sms()]
+    calls = [r.form for r in fake.calls() if r.method == "POST"]
+    emails = [r.json or {} for r in fake.emails()]
+    assert [m["To"] for m in sms][:2] == [CLIENT_PHONE, CLIENT_PHONE]  # one per round
+    assert all(m["From"] == "+15555550100" for m in sms)
+    assert "Alex" in sms[0]["Body"] and "therapy" not in sms[0]["Body"].lower()
+    assert calls[0]["To"] == CLIENT_PHONE and calls[0]["MachineDetection"] == "DetectMessageEnd"
+    assert "<Say>" in calls[0]["Twiml"] and "Riverside Practice" in calls[0]["Twiml"]
+    contact_sms = [m for m in sms if m["To"] == CONTACT_PHONE]
+    assert len(contact_sms) == 1 and "contact their provider" in contact_sms[0]["Body"]
+    recipients = [e["personalizations"][0]["to"][0]["email"] for e in emails]
+    assert recipients[:3] == ["alex@example.org", "jordan@example.org", "maya.lin@example.org"]
+    assert set(recipients[3:]) <= {"maya.lin@example.org", "sam.ortiz@example.org"}  # reminders
+    assert emails[0]["custom_args"]["outreach_key"] == "missed-session-E2E1/client/1/email"
+    assert emails[0]["from"]["email"] == "care@example.org"
+    # Each step went out exactly once: two rounds of SMS to the client, no more.
+    assert [m["To"] for m in sms].count(CLIENT_PHONE) == 2
+    assert [c["To"] for c in calls].count(CLIENT_PHONE) == 1  # the demo policy calls in round 1
