@@ -33,6 +33,7 @@ class RecordedRequest:
     json: dict[str, Any] | None = None  # SendGrid JSON bodies
     headers: dict[str, str] = field(default_factory=dict)
     status: int = 0  # the status the fake answered with
+    provider_id: str | None = None  # the SM/CA sid or X-Message-Id the fake answered with
 
 
 def _twilio_error(status: int, code: int, message: str) -> web.Response:
@@ -59,7 +60,9 @@ class FakeProviderServer:
         self._runner: web.AppRunner | None = None
 
     # -- scripting and inspection ---------------------------------------------------------------
-    def fail_next(self, path_suffix: str, status: int, times: int = 1, code: int | None = None):
+    def fail_next(
+        self, path_suffix: str, status: int, times: int = 1, code: int | None = None
+    ) -> None:
         """The next `times` requests whose path ends with `path_suffix` get `status` (Twilio
         error JSON with `code`, default 20000 + status, or SendGrid's error JSON)."""
         self._faults.append([path_suffix, status, times, code or 20000 + status])
@@ -180,6 +183,7 @@ class FakeProviderServer:
         if error is not None:
             return error
         message = self._resource(request, "SM", "Messages")
+        request["record"].provider_id = message["sid"]
         body = request["record"].form["Body"]
         message.update(body=body, num_segments="1", num_media="0", error_code=None)
         message.update(error_message=None, date_sent=None, messaging_service_sid=None)
@@ -193,6 +197,7 @@ class FakeProviderServer:
         if not (form.get("Twiml") or form.get("Url") or form.get("ApplicationSid")):
             return _twilio_error(400, 21205, "Url parameter is required.")
         call = self._resource(request, "CA", "Calls")
+        request["record"].provider_id = call["sid"]
         call.update(answered_by=None, duration=None, start_time=None, end_time=None)
         self._calls[call["sid"]] = call
         return web.json_response(call, status=201)
@@ -217,4 +222,5 @@ class FakeProviderServer:
             return _sendgrid_error(400, "The to array is required.", "personalizations.0.to")
         if not (mail.get("from") or {}).get("email"):
             return _sendgrid_error(400, "The from object must be provided.", "from")
-        return web.Response(status=202, headers={"X-Message-Id": secrets.token_urlsafe(16)})
+        request["record"].provider_id = message_id = secrets.token_urlsafe(16)
+        return web.Response(status=202, headers={"X-Message-Id": message_id})
