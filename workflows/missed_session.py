@@ -191,7 +191,9 @@ class MissedSessionWorkflow:
                 )
                 if attempt is not None:
                     sent.append(f"{_CHANNEL_LABEL[channel]}: {attempt.result.value}")
-        self._status.emergency_contact_note = "Contacted (" + ", ".join(sent) + ")."
+        self._status.emergency_contact_note = (
+            f"Contacted ({', '.join(sent)})." if sent else "Not contacted: the client responded."
+        )
         self._next("Wait for the client to respond after the emergency contact")
         await self._within(
             self._policy.emergency_contact_wait,
@@ -381,14 +383,15 @@ class MissedSessionWorkflow:
         waited: timedelta | None = None,
     ) -> Attempt | None:
         """Send one message. Calls and texts wait out the recipient's quiet hours; a client
-        response during that wait cancels client and emergency-contact messages."""
+        response during that wait cancels client and emergency-contact messages, the
+        therapist's close-out cancels staff messages."""
         label = f"{_CHANNEL_LABEL[channel]} to {_ROLE_LABEL[role]}" + (
             f", round {round_number}" if round_number else ""
         )
         stop: Callable[[], bool] = (
             (lambda: self._status.client_responded)
             if role in (RecipientRole.client, RecipientRole.emergency_contact)
-            else (lambda: False)
+            else (lambda: self._reached is not None)
         )
         if channel is not Channel.email:
             allowed = next_allowed_send_time(
