@@ -13,13 +13,16 @@ TWILIO_API_BASE_URL / SENDGRID_API_HOST = `fake.base_url`. It validates like the
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import re
 import secrets
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 _ACCOUNT = r"/2010-04-01/Accounts/{sid}"
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
@@ -34,6 +37,9 @@ class RecordedRequest:
     headers: dict[str, str] = field(default_factory=dict)
     status: int = 0  # the status the fake answered with
     provider_id: str | None = None  # the SM/CA sid or X-Message-Id the fake answered with
+
+
+_RECORD = web.RequestKey("record", RecordedRequest)
 
 
 def _twilio_error(status: int, code: int, message: str) -> web.Response:
@@ -55,6 +61,7 @@ class FakeProviderServer:
         self.call_status: dict[str, str] = {}  # To number -> final status (default completed)
         self.base_url = ""
         self._faults: list[list[Any]] = []  # [path_suffix, status, times left, code]
+        self._delays: list[list[Any]] = []  # [path_suffix, seconds, times left]
         self._rejected: dict[str, tuple[int, int]] = {}  # To number -> (code, status)
         self._calls: dict[str, dict[str, Any]] = {}  # call sid -> call resource
         self._runner: web.AppRunner | None = None
@@ -66,6 +73,11 @@ class FakeProviderServer:
         """The next `times` requests whose path ends with `path_suffix` get `status` (Twilio
         error JSON with `code`, default 20000 + status, or SendGrid's error JSON)."""
         self._faults.append([path_suffix, status, times, code or 20000 + status])
+
+    def delay_next(self, path_suffix: str, seconds: float, times: int = 1) -> None:
+        """The next `times` matching requests are handled (and recorded) normally, but the
+        response is held back `seconds`: a provider that took the message, then timed out."""
+        self._delays.append([path_suffix, seconds, times])
 
     def reject_number(self, number: str, code: int = 21211, status: int = 400) -> None:
         """Every Twilio message or call to `number` fails with Twilio error `code`."""
@@ -115,19 +127,26 @@ class FakeProviderServer:
             except ValueError:
                 record.json = None
         self.requests.append(record)
-        request["record"] = record
+        request[_RECORD] = record
         response = self._reject_unauthenticated(request, twilio) or self._fault(request, twilio)
         if response is None:
             response = await handler(request)
         record.status = response.status
+        for delay in self._delays:
+            if delay[2] > 0 and request.path.endswith(delay[0]):
+                delay[2] -= 1
+                await asyncio.sleep(delay[1])
+                break
         return response
 
     def _reject_unauthenticated(self, request: web.Request, twilio: bool) -> web.Response | None:
         auth = request.headers.get("Authorization", "")
         if twilio:
             try:
-                BasicAuth.decode(auth)
-            except ValueError:
+                user, _, password = base64.b64decode(auth.removeprefix("Basic ")).partition(b":")
+            except (binascii.Error, ValueError):
+                user = password = b""
+            if not (auth.startswith("Basic ") and user and password):
                 return _twilio_error(401, 20003, "Authenticate")
             if not _ACCOUNT_SID.match(request.match_info.get("sid", "")):
                 return _twilio_error(404, 20404, "The requested resource was not found")
@@ -147,7 +166,7 @@ class FakeProviderServer:
 
     # -- Twilio -----------------------------------------------------------------------------------
     def _resource(self, request: web.Request, prefix: str, kind: str) -> dict[str, Any]:
-        form, sid = request["record"].form, prefix + secrets.token_hex(16)
+        form, sid = request[_RECORD].form, prefix + secrets.token_hex(16)
         now = formatdate(usegmt=True)
         account = request.match_info["sid"]
         return {
@@ -169,7 +188,7 @@ class FakeProviderServer:
     def _check_recipient(
         self, request: web.Request, missing: dict[str, int]
     ) -> web.Response | None:
-        form = request["record"].form
+        form = request[_RECORD].form
         for name, code in missing.items():
             if not form.get(name):
                 return _twilio_error(400, code, f"A '{name}' parameter is required.")
@@ -183,8 +202,8 @@ class FakeProviderServer:
         if error is not None:
             return error
         message = self._resource(request, "SM", "Messages")
-        request["record"].provider_id = message["sid"]
-        body = request["record"].form["Body"]
+        request[_RECORD].provider_id = message["sid"]
+        body = request[_RECORD].form["Body"]
         message.update(body=body, num_segments="1", num_media="0", error_code=None)
         message.update(error_message=None, date_sent=None, messaging_service_sid=None)
         return web.json_response(message, status=201)
@@ -193,11 +212,11 @@ class FakeProviderServer:
         error = self._check_recipient(request, {"To": 21201, "From": 21213})
         if error is not None:
             return error
-        form = request["record"].form
+        form = request[_RECORD].form
         if not (form.get("Twiml") or form.get("Url") or form.get("ApplicationSid")):
             return _twilio_error(400, 21205, "Url parameter is required.")
         call = self._resource(request, "CA", "Calls")
-        request["record"].provider_id = call["sid"]
+        request[_RECORD].provider_id = call["sid"]
         call.update(answered_by=None, duration=None, start_time=None, end_time=None)
         self._calls[call["sid"]] = call
         return web.json_response(call, status=201)
@@ -214,7 +233,7 @@ class FakeProviderServer:
 
     # -- SendGrid ---------------------------------------------------------------------------------
     async def _send_mail(self, request: web.Request) -> web.Response:
-        mail = request["record"].json
+        mail = request[_RECORD].json
         if not isinstance(mail, dict):
             return _sendgrid_error(400, "Bad Request: the request body must be JSON")
         personalizations = mail.get("personalizations") or [{}]
@@ -222,5 +241,5 @@ class FakeProviderServer:
             return _sendgrid_error(400, "The to array is required.", "personalizations.0.to")
         if not (mail.get("from") or {}).get("email"):
             return _sendgrid_error(400, "The from object must be provided.", "from")
-        request["record"].provider_id = message_id = secrets.token_urlsafe(16)
+        request[_RECORD].provider_id = message_id = secrets.token_urlsafe(16)
         return web.Response(status=202, headers={"X-Message-Id": message_id})

@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.testing import WorkflowEnvironment
 
 from temporal_env.dev_server import start_dev_server
 from tests.fake_provider_server import FakeProviderServer
+from workflows import search_attributes as sa
 
 ROOT = Path(__file__).parent.parent
 CLIENT_PHONE, CONTACT_PHONE = "+15555550101", "+15555550201"
@@ -28,6 +30,21 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     env = await start_dev_server(data_dir=None, port=None, ui_port=None)
     yield env
     await env.shutdown()
+
+
+async def _ops_view(env: WorkflowEnvironment, case_id: str) -> tuple[str, int, str, str, str]:
+    """Search attributes, static summary and current details, as the Web UI shows them."""
+    handle = env.client.get_workflow_handle(case_id)
+    description = await handle.describe()
+    attributes = description.typed_search_attributes
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return (
+        attributes.get(sa.OUTREACH_STAGE) or "",
+        attributes.get(sa.ESCALATION_LEVEL) or 0,
+        attributes.get(sa.THERAPIST_ID) or "",
+        await description.static_summary() or "",
+        metadata.current_details,
+    )
 
 
 async def run_cli(env: dict[str, str], *args: str) -> str:
@@ -85,6 +102,7 @@ async def test_a_case_end_to_end_on_the_dev_server(
                 if any(r.json and "maya.lin@example.org" in str(r.json) for r in fake.emails()):
                     break
                 await asyncio.sleep(0.25)
+            ops_view = await _ops_view(dev_server, "missed-session-E2E1")
             await run_cli(
                 env,
                 *("reached", "E2E1", "--outcome", "reached_safe", "--note", "Client is safe."),
@@ -99,6 +117,14 @@ async def test_a_case_end_to_end_on_the_dev_server(
         finally:
             worker.send_signal(signal.SIGTERM)
             _, worker_log = await worker.communicate()
+
+    # What ops staff see in the Web UI for the open case: no PHI anywhere.
+    stage, level, therapist, summary, details = ops_view
+    assert (stage, level, therapist) == ("awaiting_therapist", 3, "T100")
+    assert summary == "Missed session, appointment E2E1"
+    assert "**Stage:** awaiting_therapist" in details and "**Next:**" in details
+    for phi in ("Alex", "Kim", CLIENT_PHONE, "alex@example.org", "Jordan"):
+        assert phi not in f"{summary} {details}"
 
     assert "opened" in opened and "already exists" in again
     assert worker.returncode == 0, worker_log.decode()[-2000:]
