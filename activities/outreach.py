@@ -7,8 +7,9 @@ The idempotency protocol, per message key "<case id>/<step>" (see DESIGN.md):
 3. `done` + the result when final (for a call: after the call ended).
 
 A retry that finds `done` returns the recorded attempt; `accepted` resumes (a call is polled, not
-placed again); `retry` (the provider answered 429/5xx) sends again; `sending` means a previous try
-died while the provider may have had the message, so it is recorded `unconfirmed` and NOT resent.
+placed again); `retry` (the provider answered 429/5xx, or could not be reached) sends again;
+`sending` means a previous try died or timed out while the provider may have had the message,
+so it is recorded `unconfirmed` and NOT resent.
 """
 
 from __future__ import annotations
@@ -116,8 +117,9 @@ class OutreachActivities:
         except PermanentDeliveryError as exc:
             return await self._finish(request, exc.result, exc.detail, None, False, at)
         except TransientDeliveryError as exc:
-            await self._store.mark_retryable(request.key, str(exc))
-            raise  # Temporal retries with backoff; the row says it is safe to send again
+            if not exc.may_have_been_sent:  # the row says it is safe to send again
+                await self._store.mark_retryable(request.key, str(exc))
+            raise  # Temporal retries with backoff
         if receipt.dry_run:
             return await self._finish(
                 request, AttemptResult.dry_run, receipt.detail, None, True, at

@@ -35,7 +35,17 @@ class PermanentDeliveryError(Exception):
 
 
 class TransientDeliveryError(Exception):
-    """Worth retrying later with backoff."""
+    """Worth retrying later with backoff.
+
+    `may_have_been_sent` is true when the request may have reached the provider (a timeout
+    waiting for its answer): the retry then records the attempt `unconfirmed` instead of
+    sending again, because a duplicate text to a client is worse than a missing one that the
+    next channel covers.
+    """
+
+    def __init__(self, detail: str, may_have_been_sent: bool = False) -> None:
+        super().__init__(detail)
+        self.may_have_been_sent = may_have_been_sent
 
 
 class SmsSender(Protocol):

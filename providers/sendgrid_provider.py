@@ -32,7 +32,12 @@ class SendGridEmail:
             if status == 429 or status >= 500:
                 raise TransientDeliveryError(f"SendGrid HTTP {status}") from exc
             raise PermanentDeliveryError(AttemptResult.failed, f"SendGrid HTTP {status}") from exc
-        except (URLError, TimeoutError, OSError) as exc:
-            raise TransientDeliveryError(f"SendGrid unreachable: {type(exc).__name__}") from exc
+        except (TimeoutError, URLError, OSError) as exc:
+            ambiguous = isinstance(exc, TimeoutError) or isinstance(
+                getattr(exc, "reason", None), TimeoutError
+            )
+            raise TransientDeliveryError(
+                f"SendGrid unreachable: {type(exc).__name__}", may_have_been_sent=ambiguous
+            ) from exc
         message_id = response.headers.get("X-Message-Id") if response.headers else None
         return ProviderReceipt(provider_id=message_id, detail=f"HTTP {response.status_code}")

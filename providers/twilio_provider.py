@@ -77,8 +77,12 @@ class _TwilioBase:
             return await asyncio.wait_for(operation, REQUEST_TIMEOUT_SECONDS)
         except TwilioRestException as exc:
             raise classify(exc) from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except aiohttp.ClientConnectorError as exc:  # never reached Twilio: safe to resend
             raise TransientDeliveryError(f"Twilio unreachable: {type(exc).__name__}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:  # Twilio may have taken it
+            raise TransientDeliveryError(
+                f"no answer from Twilio: {type(exc).__name__}", may_have_been_sent=True
+            ) from exc
 
 
 def classify(exc: TwilioRestException) -> Exception:

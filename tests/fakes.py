@@ -38,6 +38,7 @@ class RecordingProviders:
     sent: list[Sent] = field(default_factory=list)
     invalid_numbers: set[str] = field(default_factory=set)
     transient_failures: dict[str, int] = field(default_factory=dict)  # channel -> times to fail
+    timeouts_after_send: dict[str, int] = field(default_factory=dict)  # sent, then no answer
     call_result: AttemptResult = AttemptResult.voicemail
     tries: list[str] = field(default_factory=list)  # every provider call, failed ones included
     _ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -61,6 +62,9 @@ class RecordingProviders:
     def _record(self, channel: str, to: str, body: str, subject: str = "") -> ProviderReceipt:
         at = activity.info().current_attempt_scheduled_time
         self.sent.append(Sent(channel, to, body, at, subject))
+        if self.timeouts_after_send.get(channel, 0) > 0:
+            self.timeouts_after_send[channel] -= 1
+            raise TransientDeliveryError("no answer from provider", may_have_been_sent=True)
         return ProviderReceipt(provider_id=f"{channel}-{next(self._ids)}", detail="queued")
 
 

@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
@@ -18,6 +19,7 @@ from models.directory import Channel
 from models.messages import PracticeInfo
 from models.outreach import OutreachRequest
 from models.signals import CaseOutcome
+from providers.base import TransientDeliveryError
 from settings import Settings
 from starter import trigger_case
 from store.case_store import CaseStore
@@ -162,6 +164,29 @@ async def test_interrupted_send_is_not_resent_but_recorded_unconfirmed(
     attempt = await ActivityEnvironment().run(activities.send_sms, request)
     assert providers.sent == []
     assert attempt.result is AttemptResult.unconfirmed
+
+
+async def test_timeout_after_the_provider_took_the_text_is_not_resent(
+    sqlite_store: CaseStore,
+) -> None:
+    providers = RecordingProviders(timeouts_after_send={"sms": 1})
+    activities = await _activities(sqlite_store, providers)
+    env = ActivityEnvironment()
+    with pytest.raises(TransientDeliveryError):
+        await env.run(activities.send_sms, _request())
+    retried = await env.run(activities.send_sms, _request())  # Temporal's retry
+    assert len(providers.sent) == 1
+    assert retried.result is AttemptResult.unconfirmed
+
+
+async def test_rate_limited_text_is_sent_on_retry(sqlite_store: CaseStore) -> None:
+    providers = RecordingProviders(transient_failures={"sms": 1})
+    activities = await _activities(sqlite_store, providers)
+    env = ActivityEnvironment()
+    with pytest.raises(TransientDeliveryError):
+        await env.run(activities.send_sms, _request())
+    retried = await env.run(activities.send_sms, _request())
+    assert len(providers.sent) == 1 and retried.result is AttemptResult.sent
 
 
 async def test_accepted_call_is_polled_not_placed_again(sqlite_store: CaseStore) -> None:
