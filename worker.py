@@ -87,6 +87,7 @@ async def main() -> None:
     async with worker:
         await stop.wait()
         log.info("shutting down: finishing in-flight activities")
+    await providers.aclose()
     await store.close()
 
 

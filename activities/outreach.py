@@ -135,7 +135,10 @@ class OutreachActivities:
         if provider_id is None:
             raise ApplicationError("accepted call has no call id", non_retryable=True)
         while True:
-            outcome = await self._providers.voice.call_outcome(provider_id)
+            try:
+                outcome = await self._providers.voice.call_outcome(provider_id)
+            except PermanentDeliveryError as exc:  # e.g. the call vanished: record, move on
+                return await self._finish(request, exc.result, exc.detail, provider_id, False, at)
             if outcome is not None:
                 return await self._finish(
                     request, outcome.result, outcome.detail, provider_id, False, at

@@ -72,6 +72,13 @@ class Providers:
     email: EmailSender
     voice: VoiceCaller
 
+    async def aclose(self) -> None:
+        """Release HTTP sessions the providers hold (those that have any)."""
+        for provider in (self.sms, self.email, self.voice):
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
+
 
 def mask_address(address: str) -> str:
     """'***4567' / 'j***@example.org': enough for staff to tell addresses apart, no more."""

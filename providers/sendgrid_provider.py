@@ -4,6 +4,7 @@ never blocks the worker's event loop. SendGrid is not under a HIPAA BAA: no clin
 from __future__ import annotations
 
 import asyncio
+import logging
 from urllib.error import URLError
 
 from python_http_client.exceptions import HTTPError
@@ -14,6 +15,9 @@ from models.case import AttemptResult
 from providers.base import PermanentDeliveryError, ProviderReceipt, TransientDeliveryError
 
 REQUEST_TIMEOUT_SECONDS = 20.0
+
+# python_http_client logs whole requests at DEBUG: the recipient, the body and the API key.
+logging.getLogger("python_http_client").setLevel(logging.WARNING)
 
 
 class SendGridEmail:

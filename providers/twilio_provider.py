@@ -25,8 +25,8 @@ from providers.base import (
     TransientDeliveryError,
 )
 
-# The library logs request bodies (phone numbers, message text) at INFO: keep PHI out of logs.
-logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+# The library logs every request (URLs with the account, headers) at INFO: keep it quiet.
+logging.getLogger("twilio").setLevel(logging.WARNING)
 
 TWILIO_HOST = "https://api.twilio.com"
 REQUEST_TIMEOUT_SECONDS = 20.0
@@ -71,6 +71,12 @@ class _TwilioBase:
             client.region = None
             self._client = client
         return self._client
+
+    async def aclose(self) -> None:
+        """Close the HTTP session (at worker shutdown)."""
+        if self._client is not None and self._client.http_client is not None:
+            await self._client.http_client.close()  # type: ignore[attr-defined]
+            self._client = None
 
     async def _call(self, operation: Any) -> Any:
         try:
@@ -140,7 +146,10 @@ def call_outcome_from(status: str, answered_by: str | None) -> CallOutcome | Non
             return CallOutcome(
                 result=AttemptResult.no_answer, detail=f"{answered_by}: no message left"
             )
-        return CallOutcome(result=AttemptResult.answered, detail=f"answered by {answered_by}")
+        if answered_by == "human":
+            return CallOutcome(result=AttemptResult.answered, detail="answered by a person")
+        # AMD could not tell (unknown / not reported): the message was played to whoever answered.
+        return CallOutcome(result=AttemptResult.answered, detail="answered (person not confirmed)")
     if status == "busy":
         return CallOutcome(result=AttemptResult.busy)
     if status in ("no-answer", "canceled"):

@@ -130,7 +130,11 @@ class FakeProviderServer:
         request[_RECORD] = record
         response = self._reject_unauthenticated(request, twilio) or self._fault(request, twilio)
         if response is None:
-            response = await handler(request)
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:  # e.g. 404/405 for paths the fake does not serve
+                record.status = exc.status
+                raise
         record.status = response.status
         for delay in self._delays:
             if delay[2] > 0 and request.path.endswith(delay[0]):
