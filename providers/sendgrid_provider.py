@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from http.client import HTTPException
 from urllib.error import URLError
 
 from python_http_client.exceptions import HTTPError
@@ -18,6 +19,10 @@ REQUEST_TIMEOUT_SECONDS = 20.0
 
 # python_http_client logs whole requests at DEBUG: the recipient, the body and the API key.
 logging.getLogger("python_http_client").setLevel(logging.WARNING)
+
+
+# Errors are raised `from None`: Temporal records an activity failure's cause chain in the
+# workflow history, and library messages may quote the recipient.
 
 
 class SendGridEmail:
@@ -34,14 +39,14 @@ class SendGridEmail:
         except HTTPError as exc:
             status = int(exc.status_code)
             if status == 429 or status >= 500:
-                raise TransientDeliveryError(f"SendGrid HTTP {status}") from exc
-            raise PermanentDeliveryError(AttemptResult.failed, f"SendGrid HTTP {status}") from exc
-        except (TimeoutError, URLError, OSError) as exc:
-            ambiguous = isinstance(exc, TimeoutError) or isinstance(
+                raise TransientDeliveryError(f"SendGrid HTTP {status}") from None
+            raise PermanentDeliveryError(AttemptResult.failed, f"SendGrid HTTP {status}") from None
+        except (TimeoutError, URLError, OSError, HTTPException) as exc:
+            ambiguous = isinstance(exc, TimeoutError | HTTPException) or isinstance(
                 getattr(exc, "reason", None), TimeoutError
             )
             raise TransientDeliveryError(
                 f"SendGrid unreachable: {type(exc).__name__}", may_have_been_sent=ambiguous
-            ) from exc
+            ) from None
         message_id = response.headers.get("X-Message-Id") if response.headers else None
         return ProviderReceipt(provider_id=message_id, detail=f"HTTP {response.status_code}")

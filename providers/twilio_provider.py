@@ -79,16 +79,18 @@ class _TwilioBase:
             self._client = None
 
     async def _call(self, operation: Any) -> Any:
+        """Run one API call; errors are raised `from None` because Temporal records an activity
+        failure's cause chain in history, and Twilio's messages may quote the phone number."""
         try:
             return await asyncio.wait_for(operation, REQUEST_TIMEOUT_SECONDS)
         except TwilioRestException as exc:
-            raise classify(exc) from exc
+            raise classify(exc) from None
         except aiohttp.ClientConnectorError as exc:  # never reached Twilio: safe to resend
-            raise TransientDeliveryError(f"Twilio unreachable: {type(exc).__name__}") from exc
+            raise TransientDeliveryError(f"Twilio unreachable: {type(exc).__name__}") from None
         except (TimeoutError, aiohttp.ClientError) as exc:  # Twilio may have taken it
             raise TransientDeliveryError(
                 f"no answer from Twilio: {type(exc).__name__}", may_have_been_sent=True
-            ) from exc
+            ) from None
 
 
 def classify(exc: TwilioRestException) -> Exception:
