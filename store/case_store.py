@@ -1,36 +1,26 @@
 """CaseStore: every read and write of the case store, each write idempotent by key.
 
-Upserts use the dialect's `INSERT ... ON CONFLICT` so a retried or replayed activity changes
-nothing twice, on SQLite and PostgreSQL alike.
+Activities are retried and workflows replayed, so every write is an `INSERT ... ON CONFLICT`
+(the dialect's own, SQLite or PostgreSQL) or a guarded `UPDATE`: running it twice leaves the same
+rows as running it once. A finished outreach attempt is final: later writes leave it unchanged.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args
 
-from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import Executable, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.engine import RowMapping, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from models.case import (
-    Attempt,
-    AttemptResult,
-    NoteEntry,
-    Purpose,
-    RecipientRole,
-    Resolution,
-    Stage,
-)
-from models.directory import Channel, ClientProfile, Therapist
+from models.case import Attempt, AttemptResult, NoteEntry, Resolution, Stage
+from models.directory import ClientProfile, Therapist
 from models.outreach import NoteRecord, OpenCaseRequest, OutreachRequest, StageChange
+from store.rows import AttemptRow, AttemptState, AttendanceStatus, CaseRow
 from store.schema import (
     AttemptTable,
     AttendanceTable,
@@ -42,207 +32,192 @@ from store.schema import (
     TherapistTable,
 )
 
-AttemptState = Literal["sending", "retry", "accepted", "done"]
+__all__ = ["AttemptRow", "AttemptState", "AttendanceStatus", "CaseRow", "CaseStore"]
 
-
-class CaseRow(BaseModel):
-    case_id: str
-    appointment_id: str
-    client_id: str
-    therapist_id: str
-    scheduled_start: datetime
-    policy_name: str
-    stage: Stage
-    stage_since: datetime
-    opened_at: datetime
-    closed_at: datetime | None
-    outcome: str | None
-
-
-class AttemptRow(BaseModel):
-    key: str
-    case_id: str
-    step: str
-    channel: Channel
-    recipient_role: RecipientRole
-    purpose: Purpose
-    round: int | None
-    state: AttemptState
-    provider_id: str | None
-    result: AttemptResult | None
-    detail: str
-    dry_run: bool
-    started_at: datetime
-    finished_at: datetime | None
-
-    def as_attempt(self) -> Attempt:
-        return Attempt(
-            step=self.step,
-            channel=self.channel,
-            recipient_role=self.recipient_role,
-            purpose=self.purpose,
-            round=self.round,
-            at=self.started_at,
-            result=self.result or AttemptResult.unconfirmed,
-            detail=self.detail,
-            provider_id=self.provider_id,
-            dry_run=self.dry_run,
-        )
+Upsert = sqlite.Insert | postgresql.Insert
+_UPSERTS: dict[str, Callable[[Any], Upsert]] = {
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
+}
+_SQLITE_BUSY_TIMEOUT_S = 30  # several activities may write at once; wait rather than fail
 
 
 class CaseStore:
     def __init__(self, engine: AsyncEngine) -> None:
+        if engine.dialect.name not in _UPSERTS:
+            raise ValueError(f"unsupported database {engine.dialect.name!r}: SQLite or PostgreSQL")
         self._engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._insert = _UPSERTS[engine.dialect.name]
 
     @classmethod
     def from_url(cls, url: str) -> CaseStore:
+        """`sqlite+aiosqlite:///path/cases.db` (the directory is created) or
+        `postgresql+asyncpg://user@host/db`."""
         parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if parsed.get_backend_name() != "sqlite":
+            return cls(create_async_engine(url, pool_pre_ping=True))
+        if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        return cls(create_async_engine(url))
+        return cls(create_async_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S}))
 
     async def create_schema(self) -> None:
+        """Create missing tables; existing ones are left as they are."""
         async with self._engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
 
     async def close(self) -> None:
         await self._engine.dispose()
 
-    def _insert(self, table: type[Base]) -> Any:
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
+    async def _first(self, query: Executable) -> RowMapping | None:
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query)).mappings().first()
 
-    # ------------------------------------------------------------------ directory
+    async def _all(self, query: Executable) -> list[RowMapping]:
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).mappings().all())
+
+    # ------------------------------------------------------------------ directory (PHI)
     async def import_directory(
         self, therapists: list[Therapist], clients: list[ClientProfile]
     ) -> None:
-        """Upsert all records in one transaction: all or nothing."""
-        async with self._sessions.begin() as session:
-            for t in therapists:
-                stmt = self._insert(TherapistTable).values(
-                    therapist_id=t.therapist_id, record=t.model_dump(mode="json")
+        """Upsert every record by id in one transaction: a failure applies nothing."""
+        therapist_rows = [
+            {"therapist_id": t.therapist_id, "record": t.model_dump(mode="json")}
+            for t in therapists
+        ]
+        client_rows = [
+            {
+                "client_id": c.client_id,
+                "therapist_id": c.therapist_id,
+                "record": c.model_dump(mode="json"),
+            }
+            for c in clients
+        ]
+        async with self._engine.begin() as conn:
+            if therapist_rows:
+                stmt = self._insert(TherapistTable)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["therapist_id"], set_={"record": stmt.excluded.record}
                 )
-                await session.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["therapist_id"], set_={"record": stmt.excluded.record}
-                    )
+                await conn.execute(stmt, therapist_rows)
+            if client_rows:
+                stmt = self._insert(ClientTable)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["client_id"],
+                    set_={
+                        "record": stmt.excluded.record,
+                        "therapist_id": stmt.excluded.therapist_id,
+                    },
                 )
-            for c in clients:
-                stmt = self._insert(ClientTable).values(
-                    client_id=c.client_id,
-                    therapist_id=c.therapist_id,
-                    record=c.model_dump(mode="json"),
-                )
-                await session.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["client_id"],
-                        set_={
-                            "record": stmt.excluded.record,
-                            "therapist_id": stmt.excluded.therapist_id,
-                        },
-                    )
-                )
+                await conn.execute(stmt, client_rows)
 
     async def get_client(self, client_id: str) -> ClientProfile | None:
-        async with self._sessions() as session:
-            row = await session.get(ClientTable, client_id)
-            return ClientProfile.model_validate(row.record) if row else None
+        row = await self._first(
+            select(ClientTable.record).where(ClientTable.client_id == client_id)
+        )
+        return ClientProfile.model_validate(row["record"]) if row else None
 
     async def get_therapist(self, therapist_id: str) -> Therapist | None:
-        async with self._sessions() as session:
-            row = await session.get(TherapistTable, therapist_id)
-            return Therapist.model_validate(row.record) if row else None
+        query = select(TherapistTable.record).where(TherapistTable.therapist_id == therapist_id)
+        row = await self._first(query)
+        return Therapist.model_validate(row["record"]) if row else None
 
     async def therapist_ids(self) -> set[str]:
-        async with self._sessions() as session:
-            return set((await session.scalars(select(TherapistTable.therapist_id))).all())
+        return {r["therapist_id"] for r in await self._all(select(TherapistTable.therapist_id))}
 
     async def client_ids(self) -> set[str]:
-        async with self._sessions() as session:
-            return set((await session.scalars(select(ClientTable.client_id))).all())
+        return {r["client_id"] for r in await self._all(select(ClientTable.client_id))}
 
     # ------------------------------------------------------------------ cases
     async def open_case(self, request: OpenCaseRequest) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(
-                self._insert(CaseTable)
-                .values(
-                    case_id=request.case_id,
-                    appointment_id=request.appointment_id,
-                    client_id=request.client_id,
-                    therapist_id=request.therapist_id,
-                    scheduled_start=request.scheduled_start,
-                    policy_name=request.policy_name,
-                    stage=Stage.grace_wait.value,
-                    stage_since=request.opened_at,
-                    opened_at=request.opened_at,
-                )
-                .on_conflict_do_nothing()
-            )
+        """Record a new case in `grace_wait`; a case already recorded is left untouched."""
+        stmt = self._insert(CaseTable).values(
+            case_id=request.case_id,
+            appointment_id=request.appointment_id,
+            client_id=request.client_id,
+            therapist_id=request.therapist_id,
+            scheduled_start=request.scheduled_start,
+            policy_name=request.policy_name,
+            stage=Stage.grace_wait.value,
+            stage_since=request.opened_at,
+            opened_at=request.opened_at,
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt.on_conflict_do_nothing())
 
     async def set_stage(self, change: StageChange) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(CaseTable)
-                .where(CaseTable.case_id == change.case_id, CaseTable.stage != change.stage.value)
-                .values(stage=change.stage.value, stage_since=change.at)
+        """Move the case to `change.stage`. The same stage again keeps the first `stage_since`
+        (a replay must not reset how long the case has waited), and a closed case stays closed
+        (a late, timed-out activity attempt must not reopen it)."""
+        stmt = (
+            update(CaseTable)
+            .where(
+                CaseTable.case_id == change.case_id,
+                CaseTable.stage != change.stage.value,
+                CaseTable.closed_at.is_(None),
             )
+            .values(stage=change.stage.value, stage_since=change.at)
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
 
     async def get_case(self, case_id: str) -> CaseRow | None:
-        async with self._sessions() as session:
-            row = await session.get(CaseTable, case_id)
-            return _case_row(row) if row else None
+        row = await self._first(select(CaseTable).where(CaseTable.case_id == case_id))
+        return CaseRow.model_validate(dict(row)) if row else None
 
     async def list_cases(self, open_only: bool = True) -> list[CaseRow]:
-        query = select(CaseTable).order_by(CaseTable.opened_at)
+        query = select(CaseTable).order_by(CaseTable.opened_at, CaseTable.case_id)
         if open_only:
             query = query.where(CaseTable.closed_at.is_(None))
-        async with self._sessions() as session:
-            return [_case_row(r) for r in (await session.scalars(query)).all()]
+        return [CaseRow.model_validate(dict(r)) for r in await self._all(query)]
 
-    # ------------------------------------------------------------------ attempts
+    # ------------------------------------------------------------------ outreach attempts
     async def get_attempt(self, key: str) -> AttemptRow | None:
-        async with self._sessions() as session:
-            row = await session.get(AttemptTable, key)
-            return _attempt_row(row) if row else None
+        row = await self._first(select(AttemptTable).where(AttemptTable.key == key))
+        return AttemptRow.model_validate(dict(row)) if row else None
 
     async def start_attempt(self, request: OutreachRequest, at: datetime) -> AttemptRow:
-        """Write the row before the provider is called (state `sending`)."""
-        async with self._sessions.begin() as session:
-            stmt = self._insert(AttemptTable).values(
-                key=request.key,
-                case_id=request.case_id,
-                step=request.step,
-                channel=request.channel.value,
-                recipient_role=request.recipient_role.value,
-                purpose=request.purpose.value,
-                round=request.round,
-                state="sending",
-                detail="",
-                dry_run=False,
-                started_at=at,
-            )
-            await session.execute(
-                stmt.on_conflict_do_update(index_elements=["key"], set_={"state": "sending"})
-            )
-        row = await self.get_attempt(request.key)
-        assert row is not None
-        return row
+        """Mark the message as being sent, just before the provider is called. A new row gets
+        `started_at=at`; an existing one keeps its `started_at`, and a finished one is final."""
+        stmt = self._insert(AttemptTable).values(
+            key=request.key,
+            case_id=request.case_id,
+            step=request.step,
+            channel=request.channel.value,
+            recipient_role=request.recipient_role.value,
+            purpose=request.purpose.value,
+            round=request.round,
+            state="sending",
+            detail="",
+            dry_run=False,
+            started_at=at,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key"], set_={"state": "sending"}, where=AttemptTable.state != "done"
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+            query = select(AttemptTable).where(AttemptTable.key == request.key)
+            row = (await conn.execute(query)).mappings().one()
+        return AttemptRow.model_validate(dict(row))
 
-    async def _set_attempt(self, key: str, **values: Any) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(AttemptTable)
-                .where(AttemptTable.key == key, AttemptTable.state != "done")
-                .values(**values)
-            )
+    async def _advance(self, key: str, state: AttemptState, **values: Any) -> None:
+        """Change an unfinished attempt; unknown keys and finished attempts are left alone."""
+        stmt = (
+            update(AttemptTable)
+            .where(AttemptTable.key == key, AttemptTable.state != "done")
+            .values(state=state, **values)
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
 
     async def mark_accepted(self, key: str, provider_id: str | None) -> None:
-        await self._set_attempt(key, state="accepted", provider_id=provider_id)
+        """The provider took the message: never send it again, only await its outcome."""
+        await self._advance(key, "accepted", provider_id=provider_id)
 
     async def mark_retryable(self, key: str, detail: str) -> None:
-        await self._set_attempt(key, state="retry", detail=detail)
+        """The provider refused it (429/5xx): nothing went out, so sending again is safe."""
+        await self._advance(key, "retry", detail=detail)
 
     async def finish_attempt(
         self,
@@ -253,72 +228,90 @@ class CaseStore:
         dry_run: bool,
         at: datetime,
     ) -> Attempt:
-        """Record the final result; a row already final is returned unchanged."""
-        await self._set_attempt(
-            key,
-            state="done",
-            result=result.value,
-            detail=detail,
-            provider_id=provider_id,
-            dry_run=dry_run,
-            finished_at=at,
+        """Record the final result and return it; if the attempt was already finished, the
+        stored result is returned unchanged. Raises LookupError if it was never started."""
+        stmt = (
+            update(AttemptTable)
+            .where(AttemptTable.key == key, AttemptTable.state != "done")
+            .values(
+                state="done",
+                result=result.value,
+                detail=detail,
+                provider_id=provider_id,
+                dry_run=dry_run,
+                finished_at=at,
+            )
         )
-        row = await self.get_attempt(key)
-        assert row is not None, f"attempt {key} was never started"
-        return row.as_attempt()
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+            query = select(AttemptTable).where(AttemptTable.key == key)
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            raise LookupError(f"outreach attempt {key} was never started")
+        return AttemptRow.model_validate(dict(row)).as_attempt()
 
     async def attempts_for_case(self, case_id: str) -> list[Attempt]:
+        """The finished attempts of a case, in the order their results were recorded."""
         query = (
             select(AttemptTable)
             .where(AttemptTable.case_id == case_id, AttemptTable.state == "done")
-            .order_by(AttemptTable.finished_at, AttemptTable.started_at)
+            .order_by(AttemptTable.finished_at, AttemptTable.started_at, AttemptTable.key)
         )
-        async with self._sessions() as session:
-            return [_attempt_row(r).as_attempt() for r in (await session.scalars(query)).all()]
+        return [AttemptRow.model_validate(dict(r)).as_attempt() for r in await self._all(query)]
 
     # ------------------------------------------------------------------ notes
     async def add_note(self, record: NoteRecord) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(
-                self._insert(NoteTable)
-                .values(
-                    key=record.key,
-                    case_id=record.case_id,
-                    at=record.entry.at,
-                    author=record.entry.author,
-                    text=record.entry.text,
-                )
-                .on_conflict_do_nothing()
-            )
+        """Insert the note once; the same key again changes nothing."""
+        stmt = self._insert(NoteTable).values(
+            key=record.key,
+            case_id=record.case_id,
+            at=record.entry.at,
+            author=record.entry.author,
+            text=record.entry.text,
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt.on_conflict_do_nothing())
 
     async def notes_for_case(self, case_id: str) -> list[NoteEntry]:
-        query = select(NoteTable).where(NoteTable.case_id == case_id).order_by(NoteTable.at)
-        async with self._sessions() as session:
-            return [
-                NoteEntry(at=n.at, author=n.author, text=n.text)
-                for n in (await session.scalars(query)).all()
-            ]
+        query = (
+            select(NoteTable.at, NoteTable.author, NoteTable.text)
+            .where(NoteTable.case_id == case_id)
+            .order_by(NoteTable.at, NoteTable.key)
+        )
+        return [NoteEntry.model_validate(dict(r)) for r in await self._all(query)]
 
-    # ------------------------------------------------------------------ attendance
+    # ------------------------------------------------------------------ attendance history
     async def record_attendance(
-        self, appointment_id: str, client_id: str, scheduled_start: datetime, status: str
+        self,
+        appointment_id: str,
+        client_id: str,
+        scheduled_start: datetime,
+        status: AttendanceStatus | str,
     ) -> None:
-        async with self._sessions.begin() as session:
-            stmt = self._insert(AttendanceTable).values(
-                appointment_id=appointment_id,
-                client_id=client_id,
-                scheduled_start=scheduled_start,
-                status=status,
-            )
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["appointment_id"], set_={"status": stmt.excluded.status}
-                )
-            )
+        """Record (or correct) how an appointment went: no_show, attended_late or attended."""
+        if status not in get_args(AttendanceStatus):
+            raise ValueError(f"attendance status must be one of {get_args(AttendanceStatus)}")
+        stmt = self._insert(AttendanceTable).values(
+            appointment_id=appointment_id,
+            client_id=client_id,
+            scheduled_start=scheduled_start,
+            status=status,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["appointment_id"],
+            set_={
+                "status": stmt.excluded.status,
+                "client_id": stmt.excluded.client_id,
+                "scheduled_start": stmt.excluded.scheduled_start,
+            },
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
 
     async def missed_sessions(
         self, client_id: str, since: datetime, until: datetime
     ) -> list[datetime]:
+        """Start times of the client's no-shows with since <= start <= until, oldest first."""
         query = (
             select(AttendanceTable.scheduled_start)
             .where(
@@ -329,47 +322,47 @@ class CaseStore:
             )
             .order_by(AttendanceTable.scheduled_start)
         )
-        async with self._sessions() as session:
-            return list((await session.scalars(query)).all())
+        return [r["scheduled_start"] for r in await self._all(query)]
 
     # ------------------------------------------------------------------ resolutions
     async def save_resolution(self, resolution: Resolution) -> None:
-        """Keep the documented resolution and mark the case closed, in one transaction."""
-        async with self._sessions.begin() as session:
-            stmt = self._insert(ResolutionTable).values(
-                case_id=resolution.case_id,
-                recorded_at=resolution.closed_at,
-                document=resolution.model_dump(mode="json"),
-            )
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["case_id"], set_={"document": stmt.excluded.document}
-                )
-            )
-            await session.execute(
-                update(CaseTable)
-                .where(CaseTable.case_id == resolution.case_id)
-                .values(
-                    stage=Stage.closed.value,
-                    stage_since=resolution.closed_at,
-                    closed_at=resolution.closed_at,
-                    outcome=resolution.outcome.value,
-                )
-            )
+        """Keep the documented resolution and close the case, in one transaction. The case row
+        is created from the resolution if it is somehow missing, so the record is complete."""
+        document = self._insert(ResolutionTable).values(
+            case_id=resolution.case_id,
+            recorded_at=resolution.closed_at,
+            document=resolution.model_dump(mode="json"),
+        )
+        document = document.on_conflict_do_update(
+            index_elements=["case_id"],
+            set_={
+                "document": document.excluded.document,
+                "recorded_at": document.excluded.recorded_at,
+            },
+        )
+        case = self._insert(CaseTable).values(
+            case_id=resolution.case_id,
+            appointment_id=resolution.appointment_id,
+            client_id=resolution.client_id,
+            therapist_id=resolution.therapist_id,
+            scheduled_start=resolution.scheduled_start,
+            policy_name=resolution.policy_name,
+            stage=Stage.closed.value,
+            stage_since=resolution.closed_at,
+            opened_at=resolution.opened_at,
+            closed_at=resolution.closed_at,
+            outcome=resolution.outcome.value,
+        )
+        closing: Mapping[str, Any] = {
+            name: getattr(case.excluded, name)
+            for name in ("stage", "stage_since", "closed_at", "outcome")
+        }
+        case = case.on_conflict_do_update(index_elements=["case_id"], set_=closing)
+        async with self._engine.begin() as conn:
+            await conn.execute(document)
+            await conn.execute(case)
 
     async def get_resolution(self, case_id: str) -> Resolution | None:
-        async with self._sessions() as session:
-            row = await session.get(ResolutionTable, case_id)
-            return Resolution.model_validate(row.document) if row else None
-
-
-def _case_row(row: CaseTable) -> CaseRow:
-    return CaseRow.model_validate(row, from_attributes=True)
-
-
-def _attempt_row(row: AttemptTable) -> AttemptRow:
-    return AttemptRow.model_validate(row, from_attributes=True)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+        query = select(ResolutionTable.document).where(ResolutionTable.case_id == case_id)
+        row = await self._first(query)
+        return Resolution.model_validate(row["document"]) if row else None

@@ -1,36 +1,51 @@
 """Load therapists and clients from one CSV file, all or nothing.
 
-Columns (header row required; empty cells mean "none";
-booleans: yes/no, true/false, 1/0, empty = no):
+One UTF-8 file with a header row (line 1); column order does not matter, and every column below
+must be present. `record_type` says what a row is; cells a row type does not use must be empty.
 
-    record_type        therapist | client
-    id                 the therapist's or client's id (opaque, e.g. T100 / C100)
-    first_name         client first name, or the therapist's display name ("Dr. Maya Lin")
-    last_name          client last name (therapists: leave empty)
-    phone              E.164, e.g. +15555550101
-    email
-    time_zone          client's IANA zone, e.g. America/New_York (therapists: leave empty)
-    consent_voice, consent_sms, consent_email      client's consent per channel
-    detailed_voicemail_ok                          client allows detail in messages
-    risk               standard | elevated | high
-    payer_allows_no_show_fee                       no for Medicaid and other plans that forbid fees
-    therapist_id       the client's therapist
-    supervisor_id      the therapist's supervisor (another therapist row)
+    column                    therapist row                    client row
+    record_type               therapist                        client
+    id                        therapist id (e.g. T100)         client id (e.g. C100)
+    first_name                display name ("Dr. Maya Lin")    first name
+    last_name                 (empty)                          last name (optional)
+    phone                     E.164, optional                  E.164, e.g. +15555550101
+    email                     required                         optional
+    time_zone                 (empty)                          IANA zone, e.g. America/New_York
+    consent_voice, consent_sms, consent_email                  consent per channel
+    detailed_voicemail_ok     (empty)                          messages may name the session
+    risk                      (empty)                          standard (default) | elevated | high
+    payer_allows_no_show_fee  (empty)                          no for Medicaid and similar plans
+    therapist_id              (empty)                          the client's therapist
+    supervisor_id             the supervising therapist        (empty)
     ec_name, ec_relationship, ec_phone, ec_email, ec_consent   the client's emergency contact
 
-Every bad row is reported with its line number; nothing of a bad file is applied.
+Empty cells mean "none". Booleans accept yes/no, true/false, 1/0; empty means no, so a client
+without recorded consent is not contacted on that channel, and no fee is charged unless the
+payer is known to allow it. An emergency contact exists only if `ec_name` is filled in; it is
+contacted only with `ec_consent = yes`. `therapist_id` and `supervisor_id` must name a
+therapist in the same file or already in the case store.
+
+Every problem is reported as "line N: column: message" (the header is line 1), all of them at
+once, and nothing of a file with a problem is imported.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from models.directory import ClientProfile, Therapist
 from store.case_store import CaseStore
+
+log = logging.getLogger(__name__)
+
+RecordType = Literal["therapist", "client"]
 
 COLUMNS = [
     "record_type",
@@ -54,10 +69,34 @@ COLUMNS = [
     "ec_email",
     "ec_consent",
 ]
-_TRUE, _FALSE = {"yes", "y", "true", "1"}, {"no", "n", "false", "0", ""}
+_USED_BY: dict[RecordType, set[str]] = {
+    "therapist": {"record_type", "id", "first_name", "phone", "email", "supervisor_id"},
+    "client": set(COLUMNS) - {"supervisor_id"},
+}
+_RECORD_TYPES: dict[str, RecordType] = {"therapist": "therapist", "client": "client"}
+_TRUE = {"yes", "y", "true", "1"}
+_FALSE = {"no", "n", "false", "0", ""}
+
+# Where a pydantic error location points in the file: model field path -> CSV column.
+_COLUMN_OF: dict[RecordType, dict[tuple[str, ...], str]] = {
+    "therapist": {("therapist_id",): "id", ("name",): "first_name"},
+    "client": {
+        ("client_id",): "id",
+        ("consent", "voice"): "consent_voice",
+        ("consent", "sms"): "consent_sms",
+        ("consent", "email"): "consent_email",
+        ("emergency_contact", "name"): "ec_name",
+        ("emergency_contact", "relationship"): "ec_relationship",
+        ("emergency_contact", "phone"): "ec_phone",
+        ("emergency_contact", "email"): "ec_email",
+        ("emergency_contact", "consent_to_contact"): "ec_consent",
+    },
+}
 
 
 class DirectoryImportError(Exception):
+    """The file was rejected; `errors` holds every problem as "line N: column: message"."""
+
     def __init__(self, errors: list[str]) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
@@ -68,115 +107,200 @@ class ImportSummary(BaseModel):
     clients: int
 
 
-def _flag(row: dict[str, str], column: str, default: bool = False) -> bool:
-    value = row.get(column, "").strip().lower()
-    if value == "" and default:
-        return True
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{column}: expected yes or no, got {value!r}")
+@dataclass(frozen=True)
+class _Problem:
+    line: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.column}: {self.message}"
 
 
-def _client(row: dict[str, str]) -> ClientProfile:
-    data: dict[str, Any] = {
-        "client_id": row["id"],
-        "first_name": row["first_name"],
-        "last_name": row.get("last_name", ""),
-        "phone": row["phone"] or None,
-        "email": row["email"] or None,
-        "time_zone": row["time_zone"],
-        "consent": {
-            "voice": _flag(row, "consent_voice"),
-            "sms": _flag(row, "consent_sms"),
-            "email": _flag(row, "consent_email"),
-        },
-        "detailed_voicemail_ok": _flag(row, "detailed_voicemail_ok"),
-        "risk": row["risk"] or "standard",
-        "payer_allows_no_show_fee": _flag(row, "payer_allows_no_show_fee", default=True),
-        "therapist_id": row["therapist_id"] or None,
-    }
-    if row["ec_name"]:
-        data["emergency_contact"] = {
-            "name": row["ec_name"],
-            "relationship": row["ec_relationship"],
-            "phone": row["ec_phone"] or None,
-            "email": row["ec_email"] or None,
-            "consent_to_contact": _flag(row, "ec_consent"),
-        }
-    return ClientProfile.model_validate(data)
+@dataclass
+class _Parsed:
+    therapists: list[Therapist] = field(default_factory=list)
+    clients: list[ClientProfile] = field(default_factory=list)
+    line_of: dict[tuple[RecordType, str], int] = field(default_factory=dict)  # every id seen
+    problems: list[_Problem] = field(default_factory=list)
+
+    def error(self) -> DirectoryImportError:
+        ordered = sorted(self.problems, key=lambda p: p.line)  # stable: row order kept
+        return DirectoryImportError([str(p) for p in ordered])
 
 
-def _therapist(row: dict[str, str]) -> Therapist:
-    return Therapist.model_validate(
-        {
-            "therapist_id": row["id"],
-            "name": row["first_name"],
-            "email": row["email"],
-            "phone": row["phone"] or None,
-            "supervisor_id": row["supervisor_id"] or None,
-        }
-    )
+def parse_directory_csv(path: str | Path) -> tuple[list[Therapist], list[ClientProfile]]:
+    """Read and validate every row; raise DirectoryImportError listing all bad rows.
 
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}" for e in exc.errors()
-        )
-    return str(exc)
-
-
-def parse_directory_csv(
-    path: str | Path,
-) -> tuple[list[Therapist], list[ClientProfile], dict[str, int]]:
-    """Parse and validate every row; return the records and each id's line number."""
-    errors: list[str] = []
-    therapists: list[Therapist] = []
-    clients: list[ClientProfile] = []
-    lines: dict[str, int] = {}
-    with Path(path).open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DirectoryImportError([f"line 1: missing columns: {', '.join(missing)}"])
-        for row in reader:
-            line = reader.line_num
-            cells = {k: (v or "").strip() for k, v in row.items() if k}
-            kind = cells["record_type"].lower()
-            record_id = cells["id"]
-            if record_id in lines:
-                errors.append(f"line {line}: id {record_id!r} also on line {lines[record_id]}")
-                continue
-            try:
-                if kind == "therapist":
-                    therapists.append(_therapist(cells))
-                elif kind == "client":
-                    clients.append(_client(cells))
-                else:
-                    raise ValueError(f"record_type: expected therapist or client, got {kind!r}")
-                lines[record_id] = line
-            except (ValidationError, ValueError) as exc:
-                errors.append(f"line {line}: {_describe(exc)}")
-    if errors:
-        raise DirectoryImportError(errors)
-    return therapists, clients, lines
+    References between rows are checked by `import_directory_csv`, which also knows the store.
+    """
+    parsed = _parse(Path(path))
+    if parsed.problems:
+        raise parsed.error()
+    return parsed.therapists, parsed.clients
 
 
 async def import_directory_csv(store: CaseStore, path: str | Path) -> ImportSummary:
-    therapists, clients, lines = parse_directory_csv(path)
-    known = {t.therapist_id for t in therapists} | await store.therapist_ids()
-    errors = [
-        f"line {lines[t.therapist_id]}: supervisor_id: unknown therapist {t.supervisor_id!r}"
-        for t in therapists
-        if t.supervisor_id and t.supervisor_id not in known
-    ] + [
-        f"line {lines[c.client_id]}: therapist_id: unknown therapist {c.therapist_id!r}"
-        for c in clients
-        if c.therapist_id and c.therapist_id not in known
+    """Validate the file and its references, then upsert it in one transaction (or nothing)."""
+    parsed = _parse(Path(path))
+    known = {i for kind, i in parsed.line_of if kind == "therapist"} | await store.therapist_ids()
+    for therapist in parsed.therapists:
+        line = parsed.line_of[("therapist", therapist.therapist_id)]
+        if therapist.supervisor_id == therapist.therapist_id:
+            parsed.problems.append(
+                _Problem(line, "supervisor_id", "a therapist cannot supervise themselves")
+            )
+        elif therapist.supervisor_id and therapist.supervisor_id not in known:
+            message = f"unknown therapist {therapist.supervisor_id!r}"
+            parsed.problems.append(_Problem(line, "supervisor_id", message))
+    for client in parsed.clients:
+        if client.therapist_id and client.therapist_id not in known:
+            line = parsed.line_of[("client", client.client_id)]
+            message = f"unknown therapist {client.therapist_id!r}"
+            parsed.problems.append(_Problem(line, "therapist_id", message))
+    if parsed.problems:
+        raise parsed.error()
+    await store.import_directory(parsed.therapists, parsed.clients)
+    summary = ImportSummary(therapists=len(parsed.therapists), clients=len(parsed.clients))
+    log.info("directory imported", extra=summary.model_dump())  # counts only, no PHI
+    return summary
+
+
+def _parse(path: Path) -> _Parsed:
+    parsed = _Parsed()
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # tolerate the byte-order mark spreadsheet apps write
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        message = f"line {line}: file: not UTF-8 text (save it as CSV UTF-8)"
+        raise DirectoryImportError([message]) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [name.strip() for name in next(reader, [])]
+    if not any(header):
+        parsed.problems.append(_Problem(1, "header", "the file has no header row"))
+        return parsed
+    for column in COLUMNS:
+        if column not in header:
+            parsed.problems.append(_Problem(1, column, "missing column"))
+    for column in {c for c in header if header.count(c) > 1}:
+        parsed.problems.append(_Problem(1, column, "column appears more than once"))
+    if parsed.problems:
+        return parsed
+    while True:
+        line = reader.line_num + 1  # where this row starts, even if a quoted cell spans lines
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            parsed.problems.append(_Problem(line, "row", f"not valid CSV: {exc}"))
+            break
+        if not any(cell.strip() for cell in cells):
+            continue  # blank line
+        if len(cells) > len(header):
+            message = f"{len(cells)} cells but the header has {len(header)} (an unquoted comma?)"
+            parsed.problems.append(_Problem(line, "row", message))
+            continue
+        _parse_row(dict(zip(header, (c.strip() for c in cells), strict=False)), line, parsed)
+    return parsed
+
+
+def _parse_row(row: dict[str, str], line: int, parsed: _Parsed) -> None:
+    """Validate one row into `parsed`; short rows read as if their last cells were empty."""
+    kind = _RECORD_TYPES.get(row.get("record_type", "").lower())
+    if kind is None:
+        message = f"expected therapist or client, got {row.get('record_type', '')!r}"
+        parsed.problems.append(_Problem(line, "record_type", message))
+        return
+    record_id = row.get("id", "")
+    if record_id and (kind, record_id) in parsed.line_of:
+        message = f"{kind} {record_id!r} is also on line {parsed.line_of[(kind, record_id)]}"
+        parsed.problems.append(_Problem(line, "id", message))
+        return
+    if record_id:
+        parsed.line_of[(kind, record_id)] = line
+    issues = [
+        (column, f"not used for a {kind} row; leave it empty")
+        for column in COLUMNS
+        if row.get(column) and column not in _USED_BY[kind]
     ]
-    if errors:
-        raise DirectoryImportError(sorted(errors, key=lambda e: int(e.split(":")[0][5:])))
-    await store.import_directory(therapists, clients)
-    return ImportSummary(therapists=len(therapists), clients=len(clients))
+    data = _therapist_data(row) if kind == "therapist" else _client_data(row, issues)
+    model: type[Therapist | ClientProfile] = Therapist if kind == "therapist" else ClientProfile
+    record: Therapist | ClientProfile | None = None
+    try:
+        record = model.model_validate(data)
+    except ValidationError as exc:
+        issues += [(_column(kind, e["loc"]), _message(e["msg"])) for e in exc.errors()]
+    if issues or record is None:
+        parsed.problems += [_Problem(line, column, message) for column, message in issues]
+    elif isinstance(record, Therapist):
+        parsed.therapists.append(record)
+    else:
+        parsed.clients.append(record)
+
+
+def _therapist_data(row: dict[str, str]) -> dict[str, Any]:
+    return _filled(
+        therapist_id=row.get("id", ""),
+        name=row.get("first_name", ""),
+        phone=row.get("phone", ""),
+        email=row.get("email", ""),
+        supervisor_id=row.get("supervisor_id", ""),
+    )
+
+
+def _client_data(row: dict[str, str], issues: list[tuple[str, str]]) -> dict[str, Any]:
+    def flag(column: str) -> bool:
+        value = row.get(column, "").lower()
+        if value not in _TRUE | _FALSE:
+            issues.append((column, f"expected yes or no (true/false, 1/0), got {value!r}"))
+        return value in _TRUE
+
+    data = _filled(
+        client_id=row.get("id", ""),
+        first_name=row.get("first_name", ""),
+        last_name=row.get("last_name", ""),
+        phone=row.get("phone", ""),
+        email=row.get("email", ""),
+        time_zone=row.get("time_zone", ""),
+        risk=row.get("risk", "").lower(),
+        therapist_id=row.get("therapist_id", ""),
+    )
+    data["consent"] = {
+        "voice": flag("consent_voice"),
+        "sms": flag("consent_sms"),
+        "email": flag("consent_email"),
+    }
+    data["detailed_voicemail_ok"] = flag("detailed_voicemail_ok")
+    data["payer_allows_no_show_fee"] = flag("payer_allows_no_show_fee")
+    contact = _filled(
+        name=row.get("ec_name", ""),
+        relationship=row.get("ec_relationship", ""),
+        phone=row.get("ec_phone", ""),
+        email=row.get("ec_email", ""),
+    )
+    if "name" in contact:
+        data["emergency_contact"] = contact | {"consent_to_contact": flag("ec_consent")}
+    elif contact:
+        issues.append(("ec_name", "required when other emergency contact cells are filled in"))
+    return data
+
+
+def _filled(**values: str) -> dict[str, Any]:
+    """Drop empty cells, so the model's default (None, "", standard risk) applies."""
+    return {name: value for name, value in values.items() if value}
+
+
+def _column(kind: RecordType, loc: tuple[int | str, ...]) -> str:
+    path = tuple(str(part) for part in loc)
+    if not path:
+        return "row"
+    columns = _COLUMN_OF[kind]
+    return columns.get(path[:2]) or columns.get(path[:1]) or path[-1]
+
+
+def _message(msg: str) -> str:
+    """Pydantic's message without its error-class prefix ("Value error, ...")."""
+    msg = msg.removeprefix("Value error, ")
+    return "required" if msg == "Field required" else msg

@@ -1,26 +1,38 @@
-"""Tables. Datetimes are stored timezone-aware and always read back as UTC (SQLite drops tzinfo)."""
+"""The case store's tables (SQLAlchemy 2 declarative), identical on SQLite and PostgreSQL.
+
+Every datetime column is a `UtcDateTime`: written as UTC, read back timezone-aware in UTC on both
+backends. (PostgreSQL keeps the zone in `timestamptz`; SQLite has no time zones, so the value is
+stored as naive UTC text, which still sorts and compares correctly, and re-labelled on read.)
+
+Directory records are kept whole as JSON: the pydantic models in `models.directory` are the
+contract, and nesting (consent, the emergency contact) round-trips without a table per level.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime column that never hands back a naive value."""
+
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given to the case store")
-        return value.astimezone(UTC)
+            # Guessing a zone here would silently shift a session by hours.
+            raise ValueError("the case store only accepts timezone-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -31,19 +43,25 @@ class Base(DeclarativeBase):
 
 
 class TherapistTable(Base):
+    """PHI: `record` is a `models.directory.Therapist`."""
+
     __tablename__ = "therapists"
     therapist_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    record: Mapped[dict[str, Any]] = mapped_column(JSON)  # models.directory.Therapist
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class ClientTable(Base):
+    """PHI: `record` is a `models.directory.ClientProfile`, emergency contact included."""
+
     __tablename__ = "clients"
     client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     therapist_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    record: Mapped[dict[str, Any]] = mapped_column(JSON)  # models.directory.ClientProfile
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class CaseTable(Base):
+    """One row per missed session, mirrored from the workflow for listings and reports."""
+
     __tablename__ = "cases"
     case_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     appointment_id: Mapped[str] = mapped_column(String(200), unique=True)
@@ -51,14 +69,17 @@ class CaseTable(Base):
     therapist_id: Mapped[str] = mapped_column(String(64), index=True)
     scheduled_start: Mapped[datetime] = mapped_column(UtcDateTime)
     policy_name: Mapped[str] = mapped_column(String(100))
-    stage: Mapped[str] = mapped_column(String(40))
+    stage: Mapped[str] = mapped_column(String(40))  # models.case.Stage
     stage_since: Mapped[datetime] = mapped_column(UtcDateTime)
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    outcome: Mapped[str | None] = mapped_column(String(60))
+    outcome: Mapped[str | None] = mapped_column(String(60))  # models.signals.CaseOutcome
 
 
 class AttemptTable(Base):
+    """One row per message, keyed "<case_id>/<step>", written before the provider is called so
+    a retried activity can tell whether a message may already have gone out."""
+
     __tablename__ = "attempts"
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     case_id: Mapped[str] = mapped_column(String(200), index=True)
@@ -69,7 +90,7 @@ class AttemptTable(Base):
     round: Mapped[int | None] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(10))  # sending | retry | accepted | done
     provider_id: Mapped[str | None] = mapped_column(String(100))
-    result: Mapped[str | None] = mapped_column(String(30))
+    result: Mapped[str | None] = mapped_column(String(30))  # models.case.AttemptResult
     detail: Mapped[str] = mapped_column(Text, default="")
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -78,7 +99,7 @@ class AttemptTable(Base):
 
 class NoteTable(Base):
     __tablename__ = "notes"
-    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)  # e.g. "<case>/note/3"
     case_id: Mapped[str] = mapped_column(String(200), index=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     author: Mapped[str] = mapped_column(String(200))
@@ -86,6 +107,8 @@ class NoteTable(Base):
 
 
 class AttendanceTable(Base):
+    """Attendance history, one row per appointment, for the missed-session pattern review."""
+
     __tablename__ = "attendance"
     appointment_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -94,7 +117,10 @@ class AttendanceTable(Base):
 
 
 class ResolutionTable(Base):
+    """The documented resolution (`models.case.Resolution` as JSON), kept after Temporal's
+    retention has removed the workflow history."""
+
     __tablename__ = "resolutions"
     case_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    document: Mapped[dict[str, Any]] = mapped_column(JSON)  # models.case.Resolution
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)  # the case's closed_at
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -1,0 +1,320 @@
+"""The case store on SQLite and on the real PostgreSQL server: every write idempotent, every
+datetime read back timezone-aware in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from models.case import (
+    AttemptResult,
+    AttendanceReview,
+    FeeAssessment,
+    NoteEntry,
+    Purpose,
+    RecipientRole,
+    Resolution,
+    Stage,
+)
+from models.directory import Channel
+from models.outreach import NoteRecord, OpenCaseRequest, OutreachRequest, StageChange
+from models.signals import CaseOutcome
+from store import CaseStore
+from tests import directory_data
+
+NEW_YORK = ZoneInfo("America/New_York")
+T0 = datetime(2026, 11, 23, 15, 0, tzinfo=NEW_YORK)  # 20:00 UTC
+CASE = "missed-session-A1"
+
+
+def _open(appointment_id: str = "A1", at: datetime = T0) -> OpenCaseRequest:
+    return OpenCaseRequest(
+        case_id=f"missed-session-{appointment_id}",
+        appointment_id=appointment_id,
+        client_id="C1",
+        therapist_id="T1",
+        scheduled_start=T0,
+        policy_name="standard",
+        opened_at=at,
+    )
+
+
+def _request(step: str, channel: Channel = Channel.sms) -> OutreachRequest:
+    return OutreachRequest(
+        case_id=CASE,
+        appointment_id="A1",
+        step=step,
+        channel=channel,
+        recipient_role=RecipientRole.client,
+        purpose=Purpose.client_outreach,
+        round=1,
+        client_id="C1",
+        therapist_id="T1",
+        scheduled_start=T0,
+    )
+
+
+def _resolution(closed_at: datetime) -> Resolution:
+    return Resolution(
+        case_id=CASE,
+        appointment_id="A1",
+        client_id="C1",
+        therapist_id="T1",
+        scheduled_start=T0,
+        policy_name="standard",
+        opened_at=T0,
+        closed_at=closed_at,
+        outcome=CaseOutcome.rescheduled,
+        closed_by="T1",
+        note="Reached; rescheduled to Friday.",
+        follow_up_plan="Discuss attendance next session.",
+        fee=FeeAssessment(
+            policy_fee_cents=7500,
+            currency="USD",
+            payer_allows_fee=True,
+            therapist_decision=None,
+            reason="waived: first miss",
+            charged_cents=0,
+        ),
+        attendance=AttendanceReview(
+            window_days=90, misses_in_window=2, threshold=2, missed_session_starts=[T0]
+        ),
+        attendance_flagged=True,
+        attempts=[],
+        notes=[NoteEntry(at=T0, author="desk", text="left a message")],
+        rejected_signals=[],
+        emergency_contact_note=None,
+        dry_run=False,
+    )
+
+
+def _is_utc(moment: datetime | None) -> bool:
+    return moment is not None and moment.utcoffset() == timedelta(0) and moment.tzinfo is UTC
+
+
+# ---------------------------------------------------------------------- directory
+async def test_directory_round_trip_keeps_contact_and_consent(case_store: CaseStore) -> None:
+    await case_store.import_directory(directory_data.THERAPISTS, directory_data.CLIENTS)
+    for expected in directory_data.CLIENTS:
+        assert await case_store.get_client(expected.client_id) == expected
+    c2 = await case_store.get_client("C2")
+    assert c2 is not None and c2.emergency_contact is not None
+    assert c2.emergency_contact.consent_to_contact is False and c2.consent.voice is True
+    assert await case_store.get_therapist("T1") == directory_data.THERAPIST
+    assert await case_store.client_ids() == {"C1", "C2", "C3", "C4", "C5"}
+    assert await case_store.therapist_ids() == {"T1", "S1"}
+    assert await case_store.get_client("nobody") is None
+    assert await case_store.get_therapist("nobody") is None
+
+    await case_store.import_directory([], [directory_data.client("C1", emergency_contact=None)])
+    updated = await case_store.get_client("C1")
+    assert updated is not None and updated.emergency_contact is None  # upserted by id
+
+
+async def test_directory_import_is_one_transaction(case_store: CaseStore) -> None:
+    broken = directory_data.client("C9").model_copy(update={"client_id": None})  # no validation
+    with pytest.raises(IntegrityError):  # the second client violates the primary key
+        await case_store.import_directory(
+            directory_data.THERAPISTS, [*directory_data.CLIENTS, broken]
+        )
+    assert await case_store.therapist_ids() == set()
+    assert await case_store.client_ids() == set()
+
+
+# ---------------------------------------------------------------------- cases
+async def test_open_case_is_idempotent(case_store: CaseStore) -> None:
+    await case_store.open_case(_open())
+    await case_store.open_case(_open(at=T0 + timedelta(hours=1)))  # replayed: changes nothing
+    row = await case_store.get_case(CASE)
+    assert row is not None
+    assert (row.stage, row.stage_since, row.opened_at) == (Stage.grace_wait, T0, T0)
+    assert (row.appointment_id, row.client_id, row.therapist_id) == ("A1", "C1", "T1")
+    assert row.closed_at is None and row.outcome is None
+    assert await case_store.get_case("missed-session-nope") is None
+
+
+async def test_stage_moves_only_on_change_and_never_reopens(case_store: CaseStore) -> None:
+    await case_store.open_case(_open())
+    later = T0 + timedelta(minutes=20)
+    await case_store.set_stage(StageChange(case_id=CASE, stage=Stage.contacting_client, at=later))
+    same = StageChange(case_id=CASE, stage=Stage.contacting_client, at=later + timedelta(hours=1))
+    await case_store.set_stage(same)
+    row = await case_store.get_case(CASE)
+    assert row is not None and (row.stage, row.stage_since) == (Stage.contacting_client, later)
+
+    closed_at = T0 + timedelta(hours=5)
+    await case_store.save_resolution(_resolution(closed_at))
+    late = StageChange(case_id=CASE, stage=Stage.awaiting_therapist, at=T0 + timedelta(hours=6))
+    await case_store.set_stage(late)  # a timed-out activity attempt finishing late
+    row = await case_store.get_case(CASE)
+    assert row is not None and (row.stage, row.stage_since) == (Stage.closed, closed_at)
+
+
+async def test_list_cases_open_only_ordered_by_opening(case_store: CaseStore) -> None:
+    await case_store.open_case(_open("A2", at=T0 + timedelta(minutes=5)))
+    await case_store.open_case(_open("A1", at=T0))
+    await case_store.open_case(_open("A3", at=T0 + timedelta(minutes=10)))
+    assert [c.appointment_id for c in await case_store.list_cases()] == ["A1", "A2", "A3"]
+    await case_store.save_resolution(_resolution(T0 + timedelta(hours=1)))  # closes A1
+    assert [c.appointment_id for c in await case_store.list_cases()] == ["A2", "A3"]
+    every = await case_store.list_cases(open_only=False)
+    assert [c.appointment_id for c in every] == ["A1", "A2", "A3"]
+
+
+# ---------------------------------------------------------------------- attempts
+async def test_attempt_lifecycle_and_final_result(case_store: CaseStore) -> None:
+    request = _request("client/1/voice", Channel.voice)
+    row = await case_store.start_attempt(request, T0)
+    assert (row.key, row.state, row.started_at, row.result) == (request.key, "sending", T0, None)
+    assert (row.channel, row.recipient_role, row.round) == (Channel.voice, RecipientRole.client, 1)
+
+    await case_store.mark_accepted(request.key, "CA1")  # the call is ringing
+    accepted = await case_store.get_attempt(request.key)
+    assert accepted is not None and (accepted.state, accepted.provider_id) == ("accepted", "CA1")
+
+    done_at = T0 + timedelta(minutes=2)
+    first = await case_store.finish_attempt(
+        request.key, AttemptResult.voicemail, "left after the beep", "CA1", False, done_at
+    )
+    assert (first.result, first.at, first.provider_id) == (AttemptResult.voicemail, done_at, "CA1")
+    again = await case_store.finish_attempt(
+        request.key, AttemptResult.failed, "late retry", None, True, done_at + timedelta(hours=1)
+    )
+    assert again == first
+
+    # A finished attempt is final: nothing later changes it.
+    await case_store.mark_retryable(request.key, "429")
+    await case_store.mark_accepted(request.key, "CA2")
+    restarted = await case_store.start_attempt(request, T0 + timedelta(hours=2))
+    assert restarted.state == "done" and restarted.provider_id == "CA1"
+    assert restarted.finished_at == done_at and restarted.started_at == T0
+    assert await case_store.attempts_for_case(CASE) == [first]
+
+
+async def test_retryable_attempt_can_be_sent_again(case_store: CaseStore) -> None:
+    request = _request("client/1/sms")
+    await case_store.start_attempt(request, T0)
+    await case_store.mark_retryable(request.key, "HTTP 429 Too Many Requests")
+    row = await case_store.get_attempt(request.key)
+    assert row is not None and (row.state, row.detail) == ("retry", "HTTP 429 Too Many Requests")
+    row = await case_store.start_attempt(request, T0 + timedelta(seconds=30))
+    assert row.state == "sending" and row.started_at == T0  # the first start is kept
+    assert await case_store.attempts_for_case(CASE) == []  # unfinished: not in the timeline
+
+
+async def test_attempts_listed_in_finish_order(case_store: CaseStore) -> None:
+    slow, quick = _request("client/1/voice", Channel.voice), _request("client/1/sms")
+    await case_store.start_attempt(slow, T0)
+    await case_store.start_attempt(quick, T0 + timedelta(seconds=1))
+    await case_store.finish_attempt(
+        quick.key, AttemptResult.sent, "", "SM1", False, T0 + timedelta(seconds=2)
+    )
+    await case_store.finish_attempt(
+        slow.key, AttemptResult.no_answer, "", "CA1", False, T0 + timedelta(minutes=1)
+    )
+    await case_store.start_attempt(_request("client/1/email", Channel.email), T0)
+    attempts = await case_store.attempts_for_case(CASE)
+    assert [a.step for a in attempts] == ["client/1/sms", "client/1/voice"]
+    assert await case_store.attempts_for_case("missed-session-other") == []
+
+
+async def test_unknown_attempt(case_store: CaseStore) -> None:
+    assert await case_store.get_attempt(f"{CASE}/client/9/sms") is None
+    await case_store.mark_accepted(f"{CASE}/client/9/sms", "SM9")  # no row: nothing to change
+    with pytest.raises(LookupError):
+        await case_store.finish_attempt(
+            f"{CASE}/client/9/sms", AttemptResult.sent, "", None, False, T0
+        )
+
+
+# ---------------------------------------------------------------------- notes
+async def test_notes_are_idempotent_by_key(case_store: CaseStore) -> None:
+    second = NoteEntry(at=T0 + timedelta(minutes=5), author="T1", text="called back")
+    first = NoteEntry(at=T0, author="desk", text="front desk called")
+    await case_store.add_note(NoteRecord(case_id=CASE, key=f"{CASE}/note/2", entry=second))
+    await case_store.add_note(NoteRecord(case_id=CASE, key=f"{CASE}/note/1", entry=first))
+    replay = first.model_copy(update={"text": "changed on replay"})
+    await case_store.add_note(NoteRecord(case_id=CASE, key=f"{CASE}/note/1", entry=replay))
+    assert await case_store.notes_for_case(CASE) == [first, second]
+    assert await case_store.notes_for_case("missed-session-other") == []
+
+
+# ---------------------------------------------------------------------- attendance
+async def test_attendance_upsert_and_missed_sessions_window(case_store: CaseStore) -> None:
+    since, until = T0 - timedelta(days=90), T0
+    await case_store.record_attendance("A0", "C1", since - timedelta(seconds=1), "no_show")
+    await case_store.record_attendance("A1", "C1", since, "no_show")  # bounds are inclusive
+    await case_store.record_attendance("A2", "C1", T0 - timedelta(days=7), "no_show")
+    await case_store.record_attendance("A2", "C1", T0 - timedelta(days=7), "attended_late")
+    await case_store.record_attendance("A3", "C1", T0 - timedelta(days=3), "attended")
+    await case_store.record_attendance("A4", "C2", T0 - timedelta(days=3), "no_show")
+    await case_store.record_attendance("A5", "C1", until, "no_show")
+    await case_store.record_attendance("A5", "C1", until, "no_show")
+    await case_store.record_attendance("A6", "C1", until + timedelta(seconds=1), "no_show")
+    misses = await case_store.missed_sessions("C1", since, until)
+    assert misses == [since, until] and all(_is_utc(m) for m in misses)
+    with pytest.raises(ValueError):
+        await case_store.record_attendance("A7", "C1", T0, "cancelled")
+
+
+# ---------------------------------------------------------------------- resolutions
+async def test_resolution_round_trip_closes_the_case(case_store: CaseStore) -> None:
+    await case_store.open_case(_open())
+    closed_at = T0 + timedelta(hours=5)
+    resolution = _resolution(closed_at)
+    await case_store.save_resolution(resolution)
+    await case_store.save_resolution(resolution)  # a retried activity
+    assert await case_store.get_resolution(CASE) == resolution
+    assert await case_store.get_resolution("missed-session-other") is None
+    row = await case_store.get_case(CASE)
+    assert row is not None
+    assert (row.stage, row.stage_since, row.closed_at) == (Stage.closed, closed_at, closed_at)
+    assert row.outcome == "rescheduled" and row.opened_at == T0
+    assert await case_store.list_cases(open_only=True) == []
+
+
+async def test_resolution_without_case_row_still_records_the_case(case_store: CaseStore) -> None:
+    await case_store.save_resolution(_resolution(T0 + timedelta(hours=1)))
+    row = await case_store.get_case(CASE)
+    assert row is not None and row.stage is Stage.closed and row.client_id == "C1"
+
+
+# ---------------------------------------------------------------------- time zones
+async def test_datetimes_read_back_aware_in_utc(case_store: CaseStore) -> None:
+    plus_five = timezone(timedelta(hours=5, minutes=30))
+    opened = T0.astimezone(plus_five)
+    await case_store.open_case(_open(at=opened))
+    request = _request("client/1/sms")
+    await case_store.start_attempt(request, opened)
+    await case_store.finish_attempt(request.key, AttemptResult.sent, "", "SM1", False, opened)
+    await case_store.add_note(
+        NoteRecord(case_id=CASE, key=f"{CASE}/note/1", entry=NoteEntry(at=T0, author="a", text="b"))
+    )
+    case = await case_store.get_case(CASE)
+    attempt = await case_store.get_attempt(request.key)
+    assert case is not None and attempt is not None
+    moments: list[datetime | None] = [case.scheduled_start, case.stage_since, case.opened_at]
+    moments += [attempt.started_at, attempt.finished_at]
+    moments += [(await case_store.attempts_for_case(CASE))[0].at]
+    moments += [(await case_store.notes_for_case(CASE))[0].at]
+    assert all(_is_utc(m) for m in moments)
+    assert all(m == T0 for m in moments)  # the same instant, whatever zone it was given in
+    assert case.scheduled_start.hour == 20
+
+    naive = _open("A9", at=datetime(2026, 11, 23, 15, 0))
+    with pytest.raises(StatementError, match="timezone-aware"):
+        await case_store.open_case(naive)
+
+
+async def test_from_url_creates_the_sqlite_directory(tmp_path: Path) -> None:
+    store = CaseStore.from_url(f"sqlite+aiosqlite:///{tmp_path}/new/dir/cases.db")
+    try:
+        await store.create_schema()
+        await store.create_schema()  # idempotent
+        assert (tmp_path / "new" / "dir" / "cases.db").exists()
+    finally:
+        await store.close()
