@@ -96,7 +96,7 @@ async def run_demo(settings: Settings, keep_running: bool) -> None:
                     note="Reached by phone after the emergency contact passed on the message; "
                     "client is safe, had a family matter.",
                     follow_up_plan="Keep next week's session; reminder text the day before.",
-                    fee=FeeDecision(decision=FeeChoice.waive, reason="first missed session"),
+                    fee=FeeDecision(decision=FeeChoice.waive, reason="family emergency"),
                 ),
             )
             resolution = await first.result()
