@@ -41,6 +41,7 @@ from settings import Settings
 from store.case_store import CaseStore
 from store.directory_csv import DirectoryImportError, import_directory_csv
 from temporal_env.connect import connect, connect_config
+from temporal_env.process import exit_now
 from temporal_env.search_attributes import register_search_attributes
 from workflows.missed_session import MissedSessionWorkflow
 
@@ -347,4 +348,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

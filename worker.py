@@ -25,6 +25,7 @@ from providers.factory import build_providers, describe_providers
 from settings import Settings
 from store.case_store import CaseStore
 from temporal_env.connect import connect
+from temporal_env.process import exit_now
 from workflows.missed_session import MissedSessionWorkflow
 
 log = logging.getLogger("worker")
@@ -93,3 +94,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    exit_now(0)
