@@ -60,6 +60,7 @@ def build_worker(
             records.open_case,
             records.record_stage,
             records.record_note,
+            records.record_failed_outreach,
             records.review_attendance,
             records.record_resolution,
         ],

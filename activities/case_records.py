@@ -9,8 +9,14 @@ from datetime import timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from models.case import AttendanceReview, CaseContext, Resolution
-from models.outreach import AttendanceQuery, NoteRecord, OpenCaseRequest, StageChange
+from models.case import Attempt, AttemptResult, AttendanceReview, CaseContext, Resolution
+from models.outreach import (
+    AttendanceQuery,
+    FailedOutreach,
+    NoteRecord,
+    OpenCaseRequest,
+    StageChange,
+)
 from store.case_store import CaseStore
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,17 @@ class CaseRecordActivities:
     @activity.defn(name="record_note")
     async def record_note(self, record: NoteRecord) -> None:
         await self._store.add_note(record)
+
+    @activity.defn(name="record_failed_outreach")
+    async def record_failed_outreach(self, failure: FailedOutreach) -> Attempt:
+        """Close the attempt row of a message whose retries ran out (idempotent: a final row
+        is left as it is)."""
+        key = failure.request.key
+        if await self._store.get_attempt(key) is None:
+            await self._store.start_attempt(failure.request, failure.at)
+        return await self._store.finish_attempt(
+            key, AttemptResult.failed, failure.detail, None, False, failure.at
+        )
 
     @activity.defn(name="review_attendance")
     async def review_attendance(self, query: AttendanceQuery) -> AttendanceReview:

@@ -65,3 +65,11 @@ class AttendanceQuery(BaseModel):
     window_days: int
     threshold: int
     attended: bool
+
+
+class FailedOutreach(BaseModel):
+    """A message the provider never took, after every retry: recorded so the store agrees."""
+
+    request: OutreachRequest
+    detail: str
+    at: datetime

@@ -207,6 +207,24 @@ async def test_rate_limited_sms_is_retried_and_sent_once(
     assert len([s for s in h.providers.sent if s.channel == "sms" and s.to == CLIENT_PHONE]) == 3
 
 
+async def test_provider_down_for_good_is_recorded_failed_and_outreach_goes_on(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    async with harness(time_skipping_env, sqlite_store) as h:
+        h.providers.transient_failures["sms"] = 1000  # SMS provider never recovers
+        handle = await h.start(client_id="C3")
+        await h.advance_to(handle, Stage.awaiting_therapist.value)
+        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
+        resolution = await handle.result()
+
+    first_sms = next(a for a in resolution.attempts if a.step == "client/1/sms")
+    assert first_sms.result is AttemptResult.failed and "gave up after retries" in first_sms.detail
+    assert h.providers.tries.count(f"sms:{CLIENT_PHONE}") == 8 * 3  # 8 tries in each round
+    stored = {a.step: a for a in await sqlite_store.attempts_for_case(resolution.case_id)}
+    assert stored["client/1/sms"].result is AttemptResult.failed
+    assert stored["client/1/email"].result is AttemptResult.sent  # the next channel went on
+
+
 async def test_quiet_hours_defer_calls_and_texts_to_the_clients_morning(
     time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
 ) -> None:

@@ -24,7 +24,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.outreach import OutreachActivities
     from models.case import (
         Attempt,
-        AttemptResult,
         CaseContext,
         CaseStatus,
         EscalationLevel,
@@ -43,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from models.fees import assess_fee
     from models.outreach import (
         AttendanceQuery,
+        FailedOutreach,
         NoteRecord,
         OpenCaseRequest,
         OutreachRequest,
@@ -431,16 +431,17 @@ class MissedSessionWorkflow:
                 retry_policy=MESSAGE_RETRY,
                 summary=label,
             )
-        except ActivityError as err:
-            attempt = Attempt(
-                step=step,
-                channel=channel,
-                recipient_role=role,
-                purpose=purpose,
-                round=round_number,
-                at=workflow.now(),
-                result=AttemptResult.failed,
-                detail=f"gave up after retries: {_describe_error(err.cause or err)}",
+        except ActivityError as err:  # retries ran out: document it, go on to the next channel
+            attempt = await workflow.execute_activity_method(
+                CaseRecordActivities.record_failed_outreach,
+                FailedOutreach(
+                    request=request,
+                    detail=f"gave up after retries: {_describe_error(err.cause or err)}",
+                    at=workflow.now(),
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=STORE_RETRY,
+                summary=f"Record failed {label}",
             )
         self._status.attempts.append(attempt)
         self._render_details()
