@@ -82,6 +82,7 @@ async def test_a_case_end_to_end_on_the_dev_server(
             "CALL_POLL_INTERVAL_SECONDS": "0.2",
             "PRACTICE_NAME": "Riverside Practice",
         }
+        setup = await run_cli(env, "setup")  # idempotent: the dev server has them already
         await run_cli(env, "directory", "import", "samples/directory.csv")
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "worker.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
@@ -126,6 +127,7 @@ async def test_a_case_end_to_end_on_the_dev_server(
     for phi in ("Alex", "Kim", CLIENT_PHONE, "alex@example.org", "Jordan"):
         assert phi not in f"{summary} {details}"
 
+    assert "search attributes added: none needed" in setup
     assert "opened" in opened and "already exists" in again
     assert worker.returncode == 0, worker_log.decode()[-2000:]
     assert "reached_safe" in shown and "75.00 USD charged" in shown
