@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from models.case import Attempt, CaseStatus, NoteEntry, Resolution
+from models.case import Attempt, CaseStatus, NoteEntry, RejectedSignal, Resolution
 
 
 def _t(moment: datetime) -> str:
@@ -39,12 +39,7 @@ def render_status(status: CaseStatus) -> str:
         lines.append(f"  next: {status.next_action.description}{when}")
     if status.acknowledged_until:
         lines.append(f"  acknowledged; reminders paused until {_t(status.acknowledged_until)}")
-    lines.append("Attempts:")
-    lines += [attempt_line(a) for a in status.attempts] or ["  (none yet)"]
-    lines.append("Notes:")
-    lines += [note_line(n) for n in status.notes] or ["  (none)"]
-    for rejected in status.rejected_signals:
-        lines.append(f"  REJECTED {rejected.signal} at {_t(rejected.at)}: {rejected.error}")
+    lines += _timeline(status.attempts, status.notes, status.rejected_signals)
     return "\n".join(lines)
 
 
@@ -67,11 +62,16 @@ def render_resolution(resolution: Resolution) -> str:
         f"  attendance: {review.misses_in_window} missed in the last {review.window_days} days "
         f"(threshold {review.threshold}){flag}",
         f"  emergency contact: {resolution.emergency_contact_note or 'not needed'}",
-        "Attempts:",
     ]
-    lines += [attempt_line(a) for a in resolution.attempts] or ["  (none)"]
-    lines.append("Notes:")
-    lines += [note_line(n) for n in resolution.notes] or ["  (none)"]
-    for rejected in resolution.rejected_signals:
-        lines.append(f"  REJECTED {rejected.signal} at {_t(rejected.at)}: {rejected.error}")
+    lines += _timeline(resolution.attempts, resolution.notes, resolution.rejected_signals)
     return "\n".join(lines)
+
+
+def _timeline(
+    attempts: list[Attempt], notes: list[NoteEntry], rejected: list[RejectedSignal]
+) -> list[str]:
+    """Every attempt, note and rejected signal: the documentation part of a case."""
+    lines = ["Attempts:", *([attempt_line(a) for a in attempts] or ["  (none)"])]
+    lines += ["Notes:", *([note_line(n) for n in notes] or ["  (none)"])]
+    lines += [f"  REJECTED {r.signal} at {_t(r.at)}: {r.error}" for r in rejected]
+    return lines
