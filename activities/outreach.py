@@ -24,7 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from models.case import Attempt, AttemptResult, RecipientRole
-from models.directory import Channel
+from models.directory import Channel, ClientProfile, Therapist
 from models.durations import format_duration
 from models.messages import Message, MessageFacts, PracticeInfo, compose
 from models.outreach import OutreachRequest
@@ -86,7 +86,7 @@ class OutreachActivities:
         previous = await self._store.get_attempt(request.key)
         if previous is not None and previous.state == "done":
             log.info("already final, not repeating", extra={"step": request.step})
-            return await self._recorded(request)
+            return previous.as_attempt()
         if previous is not None and previous.state == "sending":
             return await self._finish(
                 request,
@@ -99,8 +99,10 @@ class OutreachActivities:
         if previous is not None and previous.state == "accepted":
             return await self._after_accept(request, previous.provider_id, at)
 
+        client = await self._store.get_client(request.client_id)
+        therapist = await self._store.get_therapist(request.therapist_id)
         try:
-            recipient = await self._recipient(request)
+            recipient = await self._recipient(request, client, therapist)
         except UnknownRecipientError as exc:
             return await self._finish(request, AttemptResult.failed, str(exc), None, False, at)
         address = recipient.email if request.channel is Channel.email else recipient.phone
@@ -109,7 +111,8 @@ class OutreachActivities:
             return await self._finish(
                 request, AttemptResult.invalid_recipient, detail, None, False, at
             )
-        message = compose(request.purpose, request.channel, await self._facts(request, recipient))
+        facts = self._facts(request, recipient, client, therapist)
+        message = compose(request.purpose, request.channel, facts)
 
         await self._store.start_attempt(request, at)
         try:
@@ -145,10 +148,6 @@ class OutreachActivities:
                 )
             activity.heartbeat(provider_id)
             await asyncio.sleep(self._poll_interval)
-
-    async def _recorded(self, request: OutreachRequest) -> Attempt:
-        attempts = await self._store.attempts_for_case(request.case_id)
-        return next(a for a in attempts if a.step == request.step)
 
     async def _finish(
         self,
@@ -188,10 +187,12 @@ class OutreachActivities:
     ) -> ProviderReceipt:
         return await self._providers.voice.start_call(to, message.body)
 
-    async def _recipient(self, request: OutreachRequest) -> Recipient:
+    async def _recipient(
+        self, request: OutreachRequest, client: ClientProfile | None, therapist: Therapist | None
+    ) -> Recipient:
+        """Who receives this message, re-checking consent against the directory as it is now."""
         role = request.recipient_role
         if role in (RecipientRole.client, RecipientRole.emergency_contact):
-            client = await self._store.get_client(request.client_id)
             if client is None:
                 raise UnknownRecipientError("client is no longer in the directory")
             if role is RecipientRole.client:
@@ -202,7 +203,6 @@ class OutreachActivities:
             if contact is None or not contact.consent_to_contact:
                 raise UnknownRecipientError("no recorded consent to contact the emergency contact")
             return Recipient(contact.name, contact.phone, contact.email)
-        therapist = await self._store.get_therapist(request.therapist_id)
         if therapist is None:
             raise UnknownRecipientError("therapist is no longer in the directory")
         if role is RecipientRole.supervisor:
@@ -216,9 +216,13 @@ class OutreachActivities:
             return Recipient(supervisor.name, supervisor.phone, supervisor.email)
         return Recipient(therapist.name, therapist.phone, therapist.email)
 
-    async def _facts(self, request: OutreachRequest, recipient: Recipient) -> MessageFacts:
-        client = await self._store.get_client(request.client_id)
-        therapist = await self._store.get_therapist(request.therapist_id)
+    def _facts(
+        self,
+        request: OutreachRequest,
+        recipient: Recipient,
+        client: ClientProfile | None,
+        therapist: Therapist | None,
+    ) -> MessageFacts:
         return MessageFacts(
             practice=self._practice,
             case_id=request.case_id,
