@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from models.directory import ChannelConsent, ClientProfile, EmergencyContact, RiskLevel, Therapist
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from models.case import Purpose, RecipientRole, case_id_for
+from models.directory import (
+    Channel,
+    ChannelConsent,
+    ClientProfile,
+    EmergencyContact,
+    RiskLevel,
+    Therapist,
+)
+from models.outreach import OutreachRequest
 
 ALL = ChannelConsent(voice=True, sms=True, email=True)
 
@@ -49,3 +61,24 @@ CLIENTS = [
     client("C5", risk=RiskLevel.high),
 ]
 THERAPISTS = [THERAPIST, SUPERVISOR]
+
+
+SESSION_START = datetime(2026, 11, 23, 15, 0, tzinfo=ZoneInfo("America/New_York"))
+
+
+def outreach_request(
+    step: str = "client/1/sms", channel: Channel = Channel.sms, appointment_id: str = "A1"
+) -> OutreachRequest:
+    """A round-1 message to client C1 of therapist T1, as the workflow would ask for it."""
+    return OutreachRequest(
+        case_id=case_id_for(appointment_id),
+        appointment_id=appointment_id,
+        step=step,
+        channel=channel,
+        recipient_role=RecipientRole.client,
+        purpose=Purpose.client_outreach,
+        round=1,
+        client_id="C1",
+        therapist_id="T1",
+        scheduled_start=SESSION_START,
+    )

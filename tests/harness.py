@@ -14,8 +14,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from models.case import CaseStatus, MissedSessionInput, Resolution, case_id_for
+from models.case import CaseStatus, MissedSessionInput, Resolution, Stage, case_id_for
 from models.policy import EscalationPolicy, QuietHours, load_policy
+from models.signals import CaseOutcome, ClientReached, FeeChoice, FeeDecision
 from settings import Settings
 from store.case_store import CaseStore
 from tests import directory_data
@@ -25,6 +26,13 @@ from workflows.missed_session import MissedSessionWorkflow
 
 DEFAULT_POLICY = load_policy("policies/default.toml")
 NO_QUIET_HOURS = DEFAULT_POLICY.model_copy(update={"quiet_hours": QuietHours(enabled=False)})
+
+REACHED = ClientReached(
+    outcome=CaseOutcome.reached_safe,
+    note="Spoke with client; overslept, is safe.",
+    follow_up_plan="Keep next week's session; add a reminder text the day before.",
+    fee=FeeDecision(decision=FeeChoice.charge, reason="per signed cancellation policy"),
+)
 
 
 @dataclass
@@ -85,6 +93,16 @@ class Harness:
                 return status
             await self.env.sleep(timedelta(minutes=5))
         raise AssertionError(f"case never reached {stage}; last stage {status.stage}")
+
+    async def close_as_therapist(
+        self,
+        handle: WorkflowHandle[MissedSessionWorkflow, Resolution],
+        reached: ClientReached = REACHED,
+    ) -> Resolution:
+        """Let the case escalate to the therapist, who then reports back with `reached`."""
+        await self.advance_to(handle, Stage.awaiting_therapist.value)
+        await handle.signal(MissedSessionWorkflow.client_reached, reached)
+        return await handle.result()
 
 
 @asynccontextmanager

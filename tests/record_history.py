@@ -16,8 +16,7 @@ from models.case import Stage
 from store.case_store import CaseStore
 from temporal_env.binaries import find_binary
 from temporal_env.search_attributes import register_search_attributes
-from tests.harness import harness
-from tests.test_workflow_paths import REACHED
+from tests.harness import REACHED, harness
 from workflows.missed_session import MissedSessionWorkflow
 
 OUT = Path(__file__).parent / "histories" / "full_case.json"

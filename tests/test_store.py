@@ -15,16 +15,16 @@ from models.case import (
     AttendanceReview,
     FeeAssessment,
     NoteEntry,
-    Purpose,
     RecipientRole,
     Resolution,
     Stage,
 )
 from models.directory import Channel
-from models.outreach import NoteRecord, OpenCaseRequest, OutreachRequest, StageChange
+from models.outreach import NoteRecord, OpenCaseRequest, StageChange
 from models.signals import CaseOutcome
 from store import CaseStore
 from tests import directory_data
+from tests.directory_data import outreach_request
 
 NEW_YORK = ZoneInfo("America/New_York")
 T0 = datetime(2026, 11, 23, 15, 0, tzinfo=NEW_YORK)  # 20:00 UTC
@@ -40,21 +40,6 @@ def _open(appointment_id: str = "A1", at: datetime = T0) -> OpenCaseRequest:
         scheduled_start=T0,
         policy_name="standard",
         opened_at=at,
-    )
-
-
-def _request(step: str, channel: Channel = Channel.sms) -> OutreachRequest:
-    return OutreachRequest(
-        case_id=CASE,
-        appointment_id="A1",
-        step=step,
-        channel=channel,
-        recipient_role=RecipientRole.client,
-        purpose=Purpose.client_outreach,
-        round=1,
-        client_id="C1",
-        therapist_id="T1",
-        scheduled_start=T0,
     )
 
 
@@ -167,7 +152,7 @@ async def test_list_cases_open_only_ordered_by_opening(case_store: CaseStore) ->
 
 # ---------------------------------------------------------------------- attempts
 async def test_attempt_lifecycle_and_final_result(case_store: CaseStore) -> None:
-    request = _request("client/1/voice", Channel.voice)
+    request = outreach_request("client/1/voice", Channel.voice)
     row = await case_store.start_attempt(request, T0)
     assert (row.key, row.state, row.started_at, row.result) == (request.key, "sending", T0, None)
     assert (row.channel, row.recipient_role, row.round) == (Channel.voice, RecipientRole.client, 1)
@@ -196,7 +181,7 @@ async def test_attempt_lifecycle_and_final_result(case_store: CaseStore) -> None
 
 
 async def test_retryable_attempt_can_be_sent_again(case_store: CaseStore) -> None:
-    request = _request("client/1/sms")
+    request = outreach_request("client/1/sms")
     await case_store.start_attempt(request, T0)
     await case_store.mark_retryable(request.key, "HTTP 429 Too Many Requests")
     row = await case_store.get_attempt(request.key)
@@ -207,7 +192,10 @@ async def test_retryable_attempt_can_be_sent_again(case_store: CaseStore) -> Non
 
 
 async def test_attempts_listed_in_finish_order(case_store: CaseStore) -> None:
-    slow, quick = _request("client/1/voice", Channel.voice), _request("client/1/sms")
+    slow, quick = (
+        outreach_request("client/1/voice", Channel.voice),
+        outreach_request("client/1/sms"),
+    )
     await case_store.start_attempt(slow, T0)
     await case_store.start_attempt(quick, T0 + timedelta(seconds=1))
     await case_store.finish_attempt(
@@ -216,7 +204,7 @@ async def test_attempts_listed_in_finish_order(case_store: CaseStore) -> None:
     await case_store.finish_attempt(
         slow.key, AttemptResult.no_answer, "", "CA1", False, T0 + timedelta(minutes=1)
     )
-    await case_store.start_attempt(_request("client/1/email", Channel.email), T0)
+    await case_store.start_attempt(outreach_request("client/1/email", Channel.email), T0)
     attempts = await case_store.attempts_for_case(CASE)
     assert [a.step for a in attempts] == ["client/1/sms", "client/1/voice"]
     assert await case_store.attempts_for_case("missed-session-other") == []
@@ -288,7 +276,7 @@ async def test_datetimes_read_back_aware_in_utc(case_store: CaseStore) -> None:
     plus_five = timezone(timedelta(hours=5, minutes=30))
     opened = T0.astimezone(plus_five)
     await case_store.open_case(_open(at=opened))
-    request = _request("client/1/sms")
+    request = outreach_request("client/1/sms")
     await case_store.start_attempt(request, opened)
     await case_store.finish_attempt(request.key, AttemptResult.sent, "", "SM1", False, opened)
     await case_store.add_note(

@@ -9,22 +9,15 @@ from zoneinfo import ZoneInfo
 from temporalio.testing import WorkflowEnvironment
 
 from models.case import AttemptResult, Stage
-from models.signals import CaseOutcome, ClientReached, FeeChoice, FeeDecision
+from models.signals import CaseOutcome
 from store.case_store import CaseStore
 from tests import directory_data
-from tests.harness import DEFAULT_POLICY, Harness, harness
+from tests.harness import DEFAULT_POLICY, REACHED, Harness, harness
 from workflows.missed_session import MissedSessionWorkflow
 
 CLIENT_PHONE, CLIENT_EMAIL = "+15555550101", "alex@example.org"
 CONTACT_PHONE, CONTACT_EMAIL = "+15555550201", "jordan@example.org"
 THERAPIST_EMAIL, THERAPIST_PHONE = "maya.lin@example.org", "+15555550001"
-
-REACHED = ClientReached(
-    outcome=CaseOutcome.reached_safe,
-    note="Spoke with client; overslept, is safe.",
-    follow_up_plan="Keep next week's session; add a reminder text the day before.",
-    fee=FeeDecision(decision=FeeChoice.charge, reason="per signed cancellation policy"),
-)
 
 
 async def test_arrived_during_grace_closes_as_attended_late_without_outreach(
@@ -106,9 +99,7 @@ async def test_client_responding_after_first_sms_stops_outreach(
         while not any(s.channel == "sms" for s in h.providers.sent):
             await time_skipping_env.sleep(timedelta(seconds=1))
         await handle.signal(MissedSessionWorkflow.client_responded, {"via": "sms"})
-        await h.advance_to(handle, Stage.awaiting_therapist.value)
-        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
-        resolution = await handle.result()
+        resolution = await h.close_as_therapist(handle)
 
     recipients = [s.to for s in h.providers.sent]
     assert CONTACT_PHONE not in recipients and CONTACT_EMAIL not in recipients
@@ -126,9 +117,7 @@ async def test_no_consent_for_emergency_contact_skips_and_documents_why(
 ) -> None:
     async with harness(time_skipping_env, sqlite_store) as h:
         handle = await h.start(client_id="C2")
-        await h.advance_to(handle, Stage.awaiting_therapist.value)
-        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
-        resolution = await handle.result()
+        resolution = await h.close_as_therapist(handle)
 
     assert _sends(h, CONTACT_PHONE, CONTACT_EMAIL) == []
     assert resolution.emergency_contact_note == (
@@ -145,9 +134,7 @@ async def test_no_emergency_contact_and_payer_forbids_fee(
 ) -> None:
     async with harness(time_skipping_env, sqlite_store) as h:
         handle = await h.start(client_id="C3")
-        await h.advance_to(handle, Stage.awaiting_therapist.value)
-        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)  # therapist: charge
-        resolution = await handle.result()
+        resolution = await h.close_as_therapist(handle)  # therapist: charge
 
     assert resolution.emergency_contact_note == "Not contacted: no emergency contact on file."
     assert resolution.fee.charged_cents == 0
@@ -160,9 +147,7 @@ async def test_high_risk_client_reaches_emergency_contact_after_one_round(
     async with harness(time_skipping_env, sqlite_store) as h:
         start = await time_skipping_env.get_current_time()
         handle = await h.start(client_id="C5")
-        await h.advance_to(handle, Stage.awaiting_therapist.value)
-        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
-        await handle.result()
+        await h.close_as_therapist(handle)
 
     contact = [s for s in h.providers.sent if s.to == CONTACT_PHONE]
     assert len(_sends(h, CLIENT_PHONE, CLIENT_EMAIL)) == 3  # one round only
@@ -175,9 +160,7 @@ async def test_invalid_number_is_recorded_and_outreach_moves_to_the_next_channel
     async with harness(time_skipping_env, sqlite_store) as h:
         h.providers.invalid_numbers.add("+15555550199")
         handle = await h.start(client_id="C4")
-        await h.advance_to(handle, Stage.awaiting_therapist.value)
-        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
-        resolution = await handle.result()
+        resolution = await h.close_as_therapist(handle)
 
     first_round = resolution.attempts[:3]
     assert [(a.channel.value, a.result) for a in first_round] == [
@@ -213,9 +196,7 @@ async def test_provider_down_for_good_is_recorded_failed_and_outreach_goes_on(
     async with harness(time_skipping_env, sqlite_store) as h:
         h.providers.transient_failures["sms"] = 1000  # SMS provider never recovers
         handle = await h.start(client_id="C3")
-        await h.advance_to(handle, Stage.awaiting_therapist.value)
-        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
-        resolution = await handle.result()
+        resolution = await h.close_as_therapist(handle)
 
     first_sms = next(a for a in resolution.attempts if a.step == "client/1/sms")
     assert first_sms.result is AttemptResult.failed and "gave up after retries" in first_sms.detail
@@ -241,9 +222,7 @@ async def test_quiet_hours_defer_calls_and_texts_to_the_clients_morning(
         while not h.providers.sent:
             await time_skipping_env.sleep(timedelta(hours=1))
         await handle.signal(MissedSessionWorkflow.client_responded, {"via": "phone"})
-        await h.advance_to(handle, Stage.awaiting_therapist.value)
-        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
-        await handle.result()
+        await h.close_as_therapist(handle)
 
     first = h.providers.sent[0]
     local = first.at.astimezone(ZoneInfo(zone))

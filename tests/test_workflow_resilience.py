@@ -14,19 +14,18 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities.outreach import OutreachActivities
-from models.case import AttemptResult, MissedSessionInput, Purpose, RecipientRole, Stage
+from models.case import AttemptResult, MissedSessionInput, Stage
 from models.directory import Channel
 from models.messages import PracticeInfo
-from models.outreach import OutreachRequest
 from models.signals import CaseOutcome
 from providers.base import TransientDeliveryError
 from settings import Settings
 from starter import trigger_case
 from store.case_store import CaseStore
 from tests import directory_data
+from tests.directory_data import outreach_request
 from tests.fakes import RecordingProviders
-from tests.harness import NO_QUIET_HOURS, Harness, harness
-from tests.test_workflow_paths import REACHED
+from tests.harness import NO_QUIET_HOURS, REACHED, Harness, harness
 from workflows.missed_session import MissedSessionWorkflow
 
 SAVED_HISTORY = Path(__file__).parent / "histories" / "full_case.json"
@@ -86,9 +85,7 @@ async def test_notes_are_kept_in_the_case_and_the_store(
         await handle.signal(
             MissedSessionWorkflow.add_note, {"author": "front desk", "text": "Client's car broke"}
         )
-        await h.advance_to(handle, Stage.awaiting_therapist.value)
-        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
-        resolution = await handle.result()
+        resolution = await h.close_as_therapist(handle)
 
     assert [n.text for n in resolution.notes if n.author == "front desk"] == ["Client's car broke"]
     stored = await sqlite_store.notes_for_case(resolution.case_id)
@@ -110,30 +107,13 @@ async def test_worker_stopped_during_a_timer_and_a_new_one_finishes_the_case(
     # (The time-skipping server cannot skip time while a workflow task waits for a worker, so
     # the new worker starts at once; the case is mid-timer, as after a crash.)
     async with h.worker():  # a brand-new worker, with no cached state, picks the case up
-        await h.advance_to(handle, Stage.awaiting_therapist.value)
-        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
-        resolution = await handle.result()
+        resolution = await h.close_as_therapist(handle)
 
     assert sent_before == 3
     steps = [a.step for a in resolution.attempts]
     assert len(steps) == len(set(steps))  # no step sent twice
     assert len(h.providers.sent) == len(steps) == 8 + 3 + 2
     assert resolution.outcome is CaseOutcome.reached_safe
-
-
-def _request(step: str = "client/1/sms", channel: Channel = Channel.sms) -> OutreachRequest:
-    return OutreachRequest(
-        case_id="missed-session-X1",
-        appointment_id="X1",
-        step=step,
-        channel=channel,
-        recipient_role=RecipientRole.client,
-        purpose=Purpose.client_outreach,
-        round=1,
-        client_id="C1",
-        therapist_id="T1",
-        scheduled_start="2026-11-23T15:00:00Z",  # type: ignore[arg-type]
-    )
 
 
 async def _activities(store: CaseStore, providers: RecordingProviders) -> OutreachActivities:
@@ -147,8 +127,8 @@ async def test_retried_activity_does_not_text_the_client_twice(sqlite_store: Cas
     providers = RecordingProviders()
     activities = await _activities(sqlite_store, providers)
     env = ActivityEnvironment()
-    first = await env.run(activities.send_sms, _request())
-    again = await env.run(activities.send_sms, _request())
+    first = await env.run(activities.send_sms, outreach_request())
+    again = await env.run(activities.send_sms, outreach_request())
     assert len(providers.sent) == 1
     assert again == first and first.result is AttemptResult.sent
 
@@ -158,7 +138,7 @@ async def test_interrupted_send_is_not_resent_but_recorded_unconfirmed(
 ) -> None:
     providers = RecordingProviders()
     activities = await _activities(sqlite_store, providers)
-    request = _request()
+    request = outreach_request()
     # A previous try wrote its row and then died while the provider may have had the message.
     await sqlite_store.start_attempt(request, request.scheduled_start)
     attempt = await ActivityEnvironment().run(activities.send_sms, request)
@@ -173,8 +153,8 @@ async def test_timeout_after_the_provider_took_the_text_is_not_resent(
     activities = await _activities(sqlite_store, providers)
     env = ActivityEnvironment()
     with pytest.raises(TransientDeliveryError):
-        await env.run(activities.send_sms, _request())
-    retried = await env.run(activities.send_sms, _request())  # Temporal's retry
+        await env.run(activities.send_sms, outreach_request())
+    retried = await env.run(activities.send_sms, outreach_request())  # Temporal's retry
     assert len(providers.sent) == 1
     assert retried.result is AttemptResult.unconfirmed
 
@@ -184,15 +164,15 @@ async def test_rate_limited_text_is_sent_on_retry(sqlite_store: CaseStore) -> No
     activities = await _activities(sqlite_store, providers)
     env = ActivityEnvironment()
     with pytest.raises(TransientDeliveryError):
-        await env.run(activities.send_sms, _request())
-    retried = await env.run(activities.send_sms, _request())
+        await env.run(activities.send_sms, outreach_request())
+    retried = await env.run(activities.send_sms, outreach_request())
     assert len(providers.sent) == 1 and retried.result is AttemptResult.sent
 
 
 async def test_accepted_call_is_polled_not_placed_again(sqlite_store: CaseStore) -> None:
     providers = RecordingProviders()
     activities = await _activities(sqlite_store, providers)
-    request = _request("client/1/voice", Channel.voice)
+    request = outreach_request("client/1/voice", Channel.voice)
     await sqlite_store.start_attempt(request, request.scheduled_start)
     await sqlite_store.mark_accepted(request.key, "CA-earlier")
     attempt = await ActivityEnvironment().run(activities.place_call, request)
