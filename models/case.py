@@ -45,6 +45,16 @@ class Purpose(StrEnum):
     therapist_confirmation = "therapist_confirmation"
     therapist_reminder = "therapist_reminder"
     supervisor_escalation = "supervisor_escalation"
+    therapist_outreach_started = "therapist_outreach_started"  # high risk: told at the start
+    supervisor_reminder = "supervisor_reminder"  # re-notified while the case stays open
+
+
+class StaffSituation(StrEnum):
+    """What a staff message reports (no PHI): the case's situation when it was sent."""
+
+    outreach_started = "outreach_started"
+    client_responded = "client_responded"
+    nobody_reached = "nobody_reached"
 
 
 class AttemptResult(StrEnum):
@@ -230,4 +240,7 @@ class Resolution(BaseModel):
     notes: list[NoteEntry]
     rejected_signals: list[RejectedSignal]
     emergency_contact_note: str | None
+    addenda: list[NoteEntry] = Field(
+        default=[], description="Dated documentation added after the case closed."
+    )
     dry_run: bool = Field(description="True if any attempt was a dry run (nothing really sent).")

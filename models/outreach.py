@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from models.case import NoteEntry, Purpose, RecipientRole, Stage
+from models.case import NoteEntry, Purpose, RecipientRole, StaffSituation, Stage
 from models.directory import Channel
 
 
@@ -28,6 +28,8 @@ class OutreachRequest(BaseModel):
     waited: timedelta | None = (
         None  # supervisor escalation: how long the therapist has not answered
     )
+    situation: StaffSituation | None = None  # staff messages: what happened so far
+    give_up_after: timedelta = timedelta(minutes=5)  # provider errors this long: recorded failed
 
     @property
     def key(self) -> str:

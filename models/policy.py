@@ -60,6 +60,24 @@ class EscalationPolicy(BaseModel):
     therapist_max_reminders: int = Field(default=6, ge=0)
     supervisor_after: Duration = timedelta(hours=24)
     acknowledgement_pause: Duration = timedelta(hours=8)
+    supervisor_renotify_every: Duration = Field(
+        default=timedelta(hours=24),
+        description="Once reminders run out, the supervisor (or on-call) is told again this often.",
+    )
+    notify_therapist_at_start: list[RiskLevel] = Field(
+        default_factory=lambda: [RiskLevel.high],
+        description="Risk levels whose therapist is told when outreach starts, not only after.",
+    )
+    message_retry_for: Duration = Field(
+        default=timedelta(minutes=5),
+        description="How long a message is retried on provider errors before it is recorded "
+        "failed (or unconfirmed) and outreach moves on.",
+    )
+    trigger_window_days: int = Field(
+        default=7,
+        ge=1,
+        description="A case opens only for a session within this many days of now.",
+    )
     no_show_fee_cents: int = Field(default=0, ge=0)
     currency: str = "USD"
     attendance_window_days: int = Field(default=90, ge=1)

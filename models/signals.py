@@ -16,6 +16,8 @@ class CaseOutcome(StrEnum):
     unable_to_reach = "unable_to_reach"
     other = "other"
     attended_late = "attended_late"  # only from `client_arrived` during the grace wait
+    cancelled_by_operator = "cancelled_by_operator"  # "Request Cancellation" in the Web UI
+    terminated = "terminated"  # ended by hand with no code run: marked by reconciliation only
 
 
 class FeeChoice(StrEnum):
