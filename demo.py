@@ -22,16 +22,17 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
 
-from models.case import CaseStatus, MissedSessionInput, Resolution, Stage
+from models.case import CaseStatus, Resolution, Stage
 from models.policy import load_policy
 from models.report import attempt_line, render_resolution
-from models.signals import CaseOutcome, ClientReached, FeeChoice, FeeDecision
 from providers.factory import build_providers, describe_providers
+from service.cases import CaseService
 from settings import Settings
-from starter import open_store, trigger_case, ui_link
+from starter import open_store
 from store.directory_csv import import_directory_csv
 from temporal_env.connect import connect
 from temporal_env.dev_server import start_dev_server
+from temporal_env.search_attributes import register_search_attributes
 from worker import build_worker
 from workflows.missed_session import MissedSessionWorkflow
 
@@ -60,11 +61,13 @@ async def run_demo(settings: Settings, keep_running: bool) -> None:
     env = None
     if os.environ.get("TEMPORAL_ADDRESS"):
         client: Client = await connect()
+        await register_search_attributes(client)  # an existing server may not have them yet
     else:
         print("starting the Temporal dev server (Web UI on http://localhost:8233) ...")
         env = await start_dev_server(ROOT / "data")
         client = env.client
     store = await open_store(settings)
+    service = CaseService(store, settings, client)
     providers = build_providers(settings)
     print(f"channels: {describe_providers(providers)}")
     summary = await import_directory_csv(store, ROOT / "samples" / "directory.csv")
@@ -76,36 +79,36 @@ async def run_demo(settings: Settings, keep_running: bool) -> None:
         async with build_worker(client, settings, store, providers):
             cases = []
             for client_id in ("C100", "C200"):
-                case = MissedSessionInput(
+                opened = await service.open(
                     appointment_id=f"demo-{run_id}-{client_id}",
                     client_id=client_id,
-                    therapist_id="T100",
                     scheduled_start=now,
                     policy=policy,
                 )
-                case_id, _ = await trigger_case(client, store, settings, case)
-                cases.append(client.get_workflow_handle(case_id, result_type=Resolution))
-                print(f"opened {case_id} (client {client_id}, policy {policy.name})")
+                cases.append(client.get_workflow_handle(opened.case_id, result_type=Resolution))
+                print(f"opened {opened.case_id} (client {client_id}, policy {policy.name})")
             first, second = cases
             await _follow(first, Stage.awaiting_therapist, "case 1")
             print("[case 1] the therapist reports back: client reached and safe")
-            await first.signal(
-                MissedSessionWorkflow.client_reached,
-                ClientReached(
-                    outcome=CaseOutcome.reached_safe,
-                    note="Reached by phone after the emergency contact passed on the message; "
+            answer = await service.close_out(
+                first.id,
+                {
+                    "outcome": "reached_safe",
+                    "note": "Reached by phone after the emergency contact passed on the message; "
                     "client is safe, had a family matter.",
-                    follow_up_plan="Keep next week's session; reminder text the day before.",
-                    fee=FeeDecision(decision=FeeChoice.waive, reason="family emergency"),
-                ),
+                    "follow_up_plan": "Keep next week's session; reminder text the day before.",
+                    "fee": {"decision": "waive", "reason": "family emergency"},
+                    "by": "T100",
+                },
             )
+            print(f"[case 1] {answer}")
             resolution = await first.result()
             print()
             print(render_resolution(resolution))
             print()
             await _follow(second, Stage.awaiting_therapist, "case 2")
-            print(f"\nWeb UI, case 1 (closed): {ui_link(settings, client.namespace, first.id)}")
-            print(f"Web UI, case 2 (open):   {ui_link(settings, client.namespace, second.id)}")
+            print(f"\nWeb UI, case 1 (closed): {service.ui_link(client.namespace, first.id)}")
+            print(f"Web UI, case 2 (open):   {service.ui_link(client.namespace, second.id)}")
             if keep_running:
                 print(
                     "\nServer and worker keep running (Ctrl-C stops them). Close case 2 with:\n"

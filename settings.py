@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     practice_name: str = "Riverside Wellness Practice"
     practice_callback_number: str = "+15555550100"
     practice_time_zone: str = "America/New_York"
+    # Told again while a case waits, when the therapist has no supervisor (email).
+    practice_on_call_email: str | None = None
 
     temporal_task_queue: str = "missed-session-outreach"
     temporal_ui_url: str = "http://localhost:8233"

@@ -1,13 +1,14 @@
 """The command line: open, answer, inspect and demo missed-session cases.
 
-    python starter.py trigger --appointment A1 --client C100 --therapist T100 \
+    python starter.py trigger --appointment A1 --client C100 \
         --start 2026-11-23T15:00-05:00
     python starter.py reached A1 --outcome reached_safe --note "..." --plan "..." \
         --fee waive --fee-reason "..."
     python starter.py show A1 | list | stuck --older-than 2h | directory import FILE.csv | demo
 
 CASE arguments accept the appointment id or the full case id (missed-session-<appointment>).
-Input is validated with the same pydantic models the workflow uses, before anything is sent.
+Every command goes through the case service (service/cases.py), which checks input before
+anything is sent; every error is one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -15,35 +16,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
-
-from models.case import MissedSessionInput, case_id_for
+from models.answers import CLOSE_OUT_OUTCOMES
+from models.case import Resolution
 from models.durations import format_duration, parse_duration
-from models.policy import load_policy
+from models.policy import PolicyError, load_policy
 from models.report import render_resolution, render_status
-from models.signals import (
-    Acknowledged,
-    AddNote,
-    ClientArrived,
-    ClientReached,
-    ClientResponded,
-)
+from service.cases import CaseError, CaseListing, CaseService
 from settings import Settings
 from store.case_store import CaseStore
 from store.directory_csv import DirectoryImportError, import_directory_csv
-from temporal_env.connect import connect, connect_config
+from store.errors import StoreError
+from temporal_env.connect import connect_config
 from temporal_env.process import exit_now
 from temporal_env.search_attributes import register_search_attributes
-from workflows.missed_session import MissedSessionWorkflow
 
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.toml"
 
@@ -52,106 +43,54 @@ class UserError(Exception):
     """A problem with the user's input: printed as one clear line, exit status 2."""
 
 
-def case_id_of(reference: str) -> str:
-    return reference if reference.startswith("missed-session-") else case_id_for(reference)
-
-
-def ui_link(settings: Settings, namespace: str, case_id: str) -> str:
-    return f"{settings.temporal_ui_url}/namespaces/{namespace}/workflows/{case_id}"
-
-
 async def open_store(settings: Settings) -> CaseStore:
     store = CaseStore.from_url(settings.database_url)
     await store.create_schema()
     return store
 
 
-def validated(model: type[BaseModel], **fields: Any) -> BaseModel:
+@asynccontextmanager
+async def case_service(settings: Settings) -> AsyncIterator[CaseService]:
+    """The case service over the configured store; Temporal is connected when first needed."""
+    store = await open_store(settings)
     try:
-        return model.model_validate({k: v for k, v in fields.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
-        )
-        raise UserError(problems) from exc
+        yield CaseService(store, settings)
+    finally:
+        await store.close()
 
 
 # ---------------------------------------------------------------------- opening cases
-async def trigger_case(
-    client: Client, store: CaseStore, settings: Settings, case: MissedSessionInput
-) -> tuple[str, bool]:
-    """Start the case once per appointment, ever. Returns (case id, newly started)."""
-    if await store.get_client(case.client_id) is None:
-        raise UserError(f"unknown client id {case.client_id!r}: import the directory first")
-    if await store.get_therapist(case.therapist_id) is None:
-        raise UserError(f"unknown therapist id {case.therapist_id!r}")
-    try:
-        await client.start_workflow(
-            MissedSessionWorkflow.run,
-            case,
-            id=case.case_id,
-            task_queue=settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            static_summary=f"Missed session, appointment {case.appointment_id}",
-            static_details=(
-                f"Therapist {case.therapist_id}; policy {case.policy.name}; "
-                f"scheduled {case.scheduled_start.isoformat()}"
-            ),
-        )
-    except WorkflowAlreadyStartedError:
-        return case.case_id, False
-    return case.case_id, True
-
-
 async def cmd_trigger(args: argparse.Namespace, settings: Settings) -> None:
     try:
         start = datetime.fromisoformat(args.start)
-    except ValueError as exc:
-        raise UserError(f"--start: not an ISO 8601 date-time: {args.start!r}") from exc
+    except ValueError:
+        raise UserError(f"--start: not an ISO 8601 date-time: {args.start!r}") from None
     if start.tzinfo is None:
         raise UserError("--start needs a time zone offset, e.g. 2026-11-23T15:00-05:00")
-    try:
-        policy = load_policy(args.policy)
-    except (OSError, ValueError) as exc:
-        raise UserError(str(exc)) from exc
-    case = validated(
-        MissedSessionInput,
-        appointment_id=args.appointment,
-        client_id=args.client,
-        therapist_id=args.therapist,
-        scheduled_start=start,
-        policy=policy,
-    )
-    assert isinstance(case, MissedSessionInput)
-    store = await open_store(settings)
-    try:
-        client = await connect()
-        case_id, new = await trigger_case(client, store, settings, case)
-    finally:
-        await store.close()
-    state = "opened" if new else "already exists (not opened twice)"
-    print(f"case {case_id} {state}\n  {ui_link(settings, client.namespace, case_id)}")
+    policy = load_policy(args.policy)
+    async with case_service(settings) as service:
+        opened = await service.open(
+            appointment_id=args.appointment,
+            client_id=args.client,
+            therapist_id=args.therapist,
+            scheduled_start=start,
+            policy=policy,
+        )
+        namespace = (await service.temporal()).namespace
+    state = "opened" if opened.new else "already exists (not opened twice)"
+    print(f"case {opened.case_id} {state}\n  {service.ui_link(namespace, opened.case_id)}")
 
 
 # ---------------------------------------------------------------------- answering cases
-async def send_signal(reference: str, signal: str, payload: BaseModel) -> str:
-    client = await connect()
-    case_id = case_id_of(reference)
-    try:
-        await client.get_workflow_handle(case_id).signal(signal, payload)
-    except RPCError as exc:
-        raise UserError(f"case {case_id}: {exc.message}") from exc
-    return case_id
-
-
-def signal_command(
-    signal: str, model: type[BaseModel], fields: Callable[[argparse.Namespace], dict[str, Any]]
+def answer_command(
+    update: str, fields: Callable[[argparse.Namespace], dict[str, Any]]
 ) -> Callable[[argparse.Namespace, Settings], Awaitable[None]]:
     async def run(args: argparse.Namespace, settings: Settings) -> None:
-        payload = validated(model, **fields(args))
-        case_id = await send_signal(args.case, signal, payload)
-        print(f"{signal} sent to {case_id}")
+        async with case_service(settings) as service:
+            if update == "add_note":
+                print(await service.note(args.case, fields(args)))
+            else:
+                print(await service.answer(args.case, update, fields(args)))
 
     return run
 
@@ -168,59 +107,57 @@ def _reached_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- inspecting cases
 async def cmd_show(args: argparse.Namespace, settings: Settings) -> None:
-    case_id = case_id_of(args.case)
-    store = await open_store(settings)
-    try:
-        resolution = await store.get_resolution(case_id)
-        if resolution is not None:
-            print(render_resolution(resolution))
+    async with case_service(settings) as service:
+        shown = await service.status(args.case)
+        if isinstance(shown, Resolution):
+            print(render_resolution(shown))
             return
-        client = await connect()
-        handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(case_id)
-        try:
-            status = await handle.query(MissedSessionWorkflow.case_status)
-        except RPCError as exc:
-            raise UserError(f"case {case_id}: {exc.message}") from exc
-        print(render_status(status))
-        print(f"  {ui_link(settings, client.namespace, case_id)}")
-    finally:
-        await store.close()
+        print(render_status(shown))
+        namespace = (await service.temporal()).namespace
+        print(f"  {service.ui_link(namespace, shown.case_id)}")
+
+
+def _unreconciled_warning(listing: CaseListing) -> None:
+    if not listing.reconciled:
+        print("(Temporal not reachable: listed from the case store alone, not reconciled)")
 
 
 async def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
-    store = await open_store(settings)
-    try:
-        cases = await store.list_cases(open_only=not args.all)
-    finally:
-        await store.close()
+    async with case_service(settings) as service:
+        listing = await service.list_cases(open_only=not args.all)
+    _unreconciled_warning(listing)
     now = datetime.now(UTC)
-    if not cases:
-        print("no open cases")
-    for case in cases:
-        age = format_duration(now - case.opened_at)
-        print(f"{case.case_id:<40} {case.stage.value:<30} open {age:<12} {case.therapist_id}")
+    if not listing.cases:
+        print("no open cases" if not args.all else "no cases")
+    for case in listing.cases:
+        if case.closed_at is None:
+            state = f"{case.stage.value:<30} open {format_duration(now - case.opened_at)}"
+        else:
+            state = f"closed: {case.outcome or '-':<22} {_t(case.closed_at)}"
+        print(f"{case.case_id:<40} {state:<48} {case.therapist_id}")
 
 
 async def cmd_stuck(args: argparse.Namespace, settings: Settings) -> None:
     try:
         limit = parse_duration(args.older_than)
     except ValueError as exc:
-        raise UserError(f"--older-than: {exc}") from exc
-    store = await open_store(settings)
-    try:
-        cases = await store.list_cases(open_only=True)
-    finally:
-        await store.close()
+        raise UserError(f"--older-than: {exc}") from None
     namespace = str(connect_config().get("namespace") or "default")
+    async with case_service(settings) as service:
+        listing = await service.stuck(limit)
+    _unreconciled_warning(listing)
     now = datetime.now(UTC)
-    stuck = [c for c in cases if now - c.stage_since >= limit]
-    if not stuck:
+    if not listing.cases:
         print(f"no case has stayed in one stage for {format_duration(limit)} or more")
-    for case in stuck:
+    for case in listing.cases:
         print(
             f"{case.case_id}  {case.stage.value} for {format_duration(now - case.stage_since)}\n"
-            f"  {ui_link(settings, namespace, case.case_id)}"
+            f"  {service.ui_link(namespace, case.case_id)}"
         )
+
+
+def _t(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # ---------------------------------------------------------------------- setup
@@ -238,9 +175,8 @@ async def cmd_directory_import(args: argparse.Namespace, settings: Settings) -> 
 
 
 async def cmd_setup(args: argparse.Namespace, settings: Settings) -> None:
-    store = await open_store(settings)
-    await store.close()
-    added = await register_search_attributes(await connect())
+    async with case_service(settings) as service:
+        added = await register_search_attributes(await service.temporal())
     print("case store ready; search attributes added: " + (", ".join(added) or "none needed"))
 
 
@@ -258,23 +194,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("trigger", help="open a case for a missed session (idempotent)")
     p.add_argument("--appointment", required=True)
     p.add_argument("--client", required=True)
-    p.add_argument("--therapist", required=True)
+    p.add_argument("--therapist", help="default: the client's therapist")
     p.add_argument("--start", required=True, help="scheduled start, ISO 8601 with offset")
     p.add_argument("--policy", default=str(DEFAULT_POLICY))
     p.set_defaults(run=cmd_trigger)
 
-    for name, help_text, model, fields in (
-        ("arrived", "the client arrived", ClientArrived, lambda a: {"note": a.note}),
+    for name, help_text, update, fields in (
+        ("arrived", "the client arrived", "client_arrived", lambda a: {"note": a.note}),
         (
             "responded",
             "the client called, texted or emailed back",
-            ClientResponded,
+            "client_responded",
             lambda a: {"via": a.via, "note": a.note},
         ),
         (
             "acknowledge",
             "therapist: I'm on it (pauses reminders)",
-            Acknowledged,
+            "acknowledged",
             lambda a: {"by": a.by, "note": a.note},
         ),
     ):
@@ -285,28 +221,23 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--via", default="phone")
         if name == "acknowledge":
             p.add_argument("--by", default="therapist")
-        signal = {"arrived": "client_arrived", "responded": "client_responded"}.get(
-            name, "acknowledged"
-        )
-        p.set_defaults(run=signal_command(signal, model, fields))
+        p.set_defaults(run=answer_command(update, fields))
 
     p = sub.add_parser("reached", help="therapist: close the case with the client's status")
     p.add_argument("case")
-    p.add_argument("--outcome", required=True, help="reached_safe, rescheduled, ...")
+    p.add_argument("--outcome", required=True, help=", ".join(o.value for o in CLOSE_OUT_OUTCOMES))
     p.add_argument("--note", required=True)
     p.add_argument("--plan", required=True, help="follow-up plan")
     p.add_argument("--fee", required=True, choices=["charge", "waive"])
     p.add_argument("--fee-reason", default="")
     p.add_argument("--by", default="therapist")
-    p.set_defaults(run=signal_command("client_reached", ClientReached, _reached_fields))
+    p.set_defaults(run=answer_command("client_reached", _reached_fields))
 
-    p = sub.add_parser("note", help="add documentation to a case")
+    p = sub.add_parser("note", help="add documentation (an addendum once the case is closed)")
     p.add_argument("case")
     p.add_argument("--author", required=True)
     p.add_argument("--text", required=True)
-    p.set_defaults(
-        run=signal_command("add_note", AddNote, lambda a: {"author": a.author, "text": a.text})
-    )
+    p.set_defaults(run=answer_command("add_note", lambda a: {"author": a.author, "text": a.text}))
 
     p = sub.add_parser("show", help="a case's timeline (or its documented resolution)")
     p.add_argument("case")
@@ -339,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         asyncio.run(args.run(args, Settings()))
-    except UserError as exc:
+    except (UserError, CaseError, StoreError, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

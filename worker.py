@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.case_records import CaseRecordActivities
+from activities.clock import next_send_time
 from activities.outreach import OutreachActivities
 from models.messages import PracticeInfo
 from providers.base import Providers
@@ -47,8 +48,12 @@ def build_worker(
             name=settings.practice_name, callback_number=settings.practice_callback_number
         ),
         call_poll_interval=settings.call_poll_interval_seconds,
+        on_call_email=settings.practice_on_call_email,
+        practice_time_zone=settings.practice_time_zone,
     )
-    records = CaseRecordActivities(store, settings.practice_time_zone)
+    records = CaseRecordActivities(
+        store, settings.practice_time_zone, settings.practice_on_call_email
+    )
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
@@ -60,7 +65,7 @@ def build_worker(
             records.open_case,
             records.record_stage,
             records.record_note,
-            records.record_failed_outreach,
+            next_send_time,
             records.review_attendance,
             records.record_resolution,
         ],

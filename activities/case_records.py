@@ -4,28 +4,26 @@ replayed or retried activity changes nothing twice."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from models.case import Attempt, AttemptResult, AttendanceReview, CaseContext, Resolution
-from models.outreach import (
-    AttendanceQuery,
-    FailedOutreach,
-    NoteRecord,
-    OpenCaseRequest,
-    StageChange,
-)
+from models.case import AttendanceReview, CaseContext, Resolution
+from models.directory import Channel
+from models.outreach import AttendanceQuery, NoteRecord, OpenCaseRequest, StageChange
 from store.case_store import CaseStore
 
 log = logging.getLogger(__name__)
 
 
 class CaseRecordActivities:
-    def __init__(self, store: CaseStore, practice_time_zone: str) -> None:
+    def __init__(
+        self, store: CaseStore, practice_time_zone: str, on_call_email: str | None = None
+    ) -> None:
         self._store = store
         self._practice_time_zone = practice_time_zone
+        self._on_call_channels = [Channel.email] if on_call_email else None
 
     @activity.defn(name="open_case")
     async def open_case(self, request: OpenCaseRequest) -> CaseContext:
@@ -52,7 +50,9 @@ class CaseRecordActivities:
             request.appointment_id, request.client_id, request.scheduled_start, "no_show"
         )
         log.info("case opened", extra={"case_id": request.case_id})
-        return CaseContext.from_directory(client, therapist, supervisor, self._practice_time_zone)
+        return CaseContext.from_directory(
+            client, therapist, supervisor, self._practice_time_zone, self._on_call_channels
+        )
 
     @activity.defn(name="record_stage")
     async def record_stage(self, change: StageChange) -> None:
@@ -62,17 +62,6 @@ class CaseRecordActivities:
     async def record_note(self, record: NoteRecord) -> None:
         await self._store.add_note(record)
 
-    @activity.defn(name="record_failed_outreach")
-    async def record_failed_outreach(self, failure: FailedOutreach) -> Attempt:
-        """Close the attempt row of a message whose retries ran out (idempotent: a final row
-        is left as it is)."""
-        key = failure.request.key
-        if await self._store.get_attempt(key) is None:
-            await self._store.start_attempt(failure.request, failure.at)
-        return await self._store.finish_attempt(
-            key, AttemptResult.failed, failure.detail, None, False, failure.at
-        )
-
     @activity.defn(name="review_attendance")
     async def review_attendance(self, query: AttendanceQuery) -> AttendanceReview:
         """Review session patterns: misses in the window before this session, this one included
@@ -81,7 +70,10 @@ class CaseRecordActivities:
         await self._store.record_attendance(
             query.appointment_id, query.client_id, query.scheduled_start, status
         )
-        since = query.scheduled_start - timedelta(days=query.window_days)
+        try:  # a window from a lenient (old) input must never crash the case
+            since = query.scheduled_start - timedelta(days=query.window_days)
+        except OverflowError:
+            since = datetime.min.replace(tzinfo=UTC)
         misses = await self._store.missed_sessions(query.client_id, since, query.scheduled_start)
         return AttendanceReview(
             window_days=query.window_days,
@@ -91,7 +83,15 @@ class CaseRecordActivities:
         )
 
     @activity.defn(name="record_resolution")
-    async def record_resolution(self, resolution: Resolution) -> None:
-        """Keep the documented resolution beyond Temporal's retention."""
+    async def record_resolution(self, draft: Resolution) -> Resolution:
+        """Keep the documented resolution beyond Temporal's retention. Its attempts are the
+        store's rows: a message that a close-out raced with (sent, but its result not yet
+        seen by the workflow) is documented too, so store and resolution always agree."""
+        stored = await self._store.attempts_for_case(draft.case_id)
+        attempts = stored if stored else draft.attempts
+        resolution = draft.model_copy(
+            update={"attempts": attempts, "dry_run": any(a.dry_run for a in attempts)}
+        )
         await self._store.save_resolution(resolution)
         log.info("resolution recorded", extra={"case_id": resolution.case_id})
+        return resolution

@@ -9,7 +9,12 @@ The idempotency protocol, per message key "<case id>/<step>" (see DESIGN.md):
 A retry that finds `done` returns the recorded attempt; `accepted` resumes (a call is polled, not
 placed again); `retry` (the provider answered 429/5xx, or could not be reached) sends again;
 `sending` means a previous try died or timed out while the provider may have had the message,
-so it is recorded `unconfirmed` and NOT resent.
+so it is recorded `unconfirmed` and NOT resent, unless the previous try's heartbeat says the
+provider refused it (the store may have been down when that try wanted to write `retry`).
+
+Provider errors are retried by this activity's own clock: after the policy's `message_retry_for`
+of refusals the attempt is recorded `failed` and the case moves on. Every other error (a bug, a
+misconfiguration, the store unreachable) is raised for Temporal to retry until it is fixed.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from models.case import Attempt, AttemptResult, RecipientRole
 from models.directory import Channel, ClientProfile, Therapist
@@ -46,6 +52,16 @@ class Recipient:
     email: str | None
 
 
+_ROLE_NAMES = {
+    RecipientRole.client: "client",
+    RecipientRole.emergency_contact: "emergency contact",
+    RecipientRole.therapist: "therapist",
+    RecipientRole.supervisor: "supervisor",
+    RecipientRole.on_call: "on-call address",
+}
+_DRY_RUN_VERB = {Channel.sms: "text", Channel.email: "email", Channel.voice: "call"}
+
+
 class UnknownRecipientError(Exception):
     """The directory has no usable record for this recipient (deleted, or consent withdrawn)."""
 
@@ -57,11 +73,15 @@ class OutreachActivities:
         providers: Providers,
         practice: PracticeInfo,
         call_poll_interval: float = 5.0,
+        on_call_email: str | None = None,
+        practice_time_zone: str = "UTC",
     ) -> None:
+        self._practice_time_zone = practice_time_zone
         self._store = store
         self._providers = providers
         self._practice = practice
         self._poll_interval = call_poll_interval
+        self._on_call_email = on_call_email
 
     @activity.defn(name="send_sms")
     async def send_sms(self, request: OutreachRequest) -> Attempt:
@@ -83,11 +103,13 @@ class OutreachActivities:
         send: Callable[[str, Message, OutreachRequest], Awaitable[ProviderReceipt]],
     ) -> Attempt:
         at = _attempt_time()
+        last_try = _last_try()
+        refused_since = _refused_since(last_try)
         previous = await self._store.get_attempt(request.key)
         if previous is not None and previous.state == "done":
-            log.info("already final, not repeating", extra={"step": request.step})
+            log.info("already final, not repeating", extra=_context(request))
             return previous.as_attempt()
-        if previous is not None and previous.state == "sending":
+        if previous is not None and previous.state == "sending" and not last_try.get("not_sent"):
             return await self._finish(
                 request,
                 AttemptResult.unconfirmed,
@@ -118,17 +140,64 @@ class OutreachActivities:
         try:
             receipt = await send(address, message, request)
         except PermanentDeliveryError as exc:
+            if exc.result is AttemptResult.opted_out:
+                await self._withdraw_consent(request, at)
             return await self._finish(request, exc.result, exc.detail, None, False, at)
         except TransientDeliveryError as exc:
-            if not exc.may_have_been_sent:  # the row says it is safe to send again
-                await self._store.mark_retryable(request.key, str(exc))
-            raise  # Temporal retries with backoff
+            first_try = previous.started_at if previous and previous.state == "retry" else at
+            return await self._refused(request, exc, refused_since or first_try, at)
+        except Exception:
+            # A bug or a misconfiguration in this system, not a provider's answer: the message
+            # did not go out. Not recorded as a failed message: Temporal retries it, visible as
+            # a failing activity in the Web UI, and the case resumes once it is fixed.
+            activity.heartbeat({"not_sent": True})
+            await self._store.mark_retryable(request.key, "an error in this system; not sent")
+            raise
         if receipt.dry_run:
-            return await self._finish(
-                request, AttemptResult.dry_run, receipt.detail, None, True, at
-            )
+            role = _ROLE_NAMES[request.recipient_role]
+            detail = f"dry run: would {_DRY_RUN_VERB[request.channel]} the {role}; nothing sent"
+            return await self._finish(request, AttemptResult.dry_run, detail, None, True, at)
         await self._store.mark_accepted(request.key, receipt.provider_id)
         return await self._after_accept(request, receipt.provider_id, at)
+
+    async def _refused(
+        self, request: OutreachRequest, exc: TransientDeliveryError, since: datetime, at: datetime
+    ) -> Attempt:
+        """The provider did not take the message (429, 5xx, unreachable), or may have taken it
+        without saying so (a timeout): record it, or ask Temporal for another try."""
+        if exc.may_have_been_sent:
+            detail = f"{exc}; not resent to avoid a duplicate"
+            return await self._finish(request, AttemptResult.unconfirmed, detail, None, False, at)
+        if at - since >= request.give_up_after:
+            waited = format_duration(at - since)
+            detail = f"gave up after {waited} of provider errors: {exc}"
+            return await self._finish(request, AttemptResult.failed, detail, None, False, at)
+        # First the heartbeat (kept by Temporal for the next try), then the store: if the store
+        # is down too, the next try still knows that nothing went out and sends again.
+        activity.heartbeat({"not_sent": True, "refused_since": since.isoformat()})
+        await self._store.mark_retryable(request.key, str(exc))
+        retry_after = getattr(exc, "retry_after", None)
+        log.warning(
+            "provider refused the message; retrying%s",
+            f" after {retry_after:g}s (Retry-After)" if retry_after else "",
+            extra=_context(request),
+        )
+        raise ApplicationError(
+            str(exc),
+            type="ProviderUnavailable",
+            category=ApplicationErrorCategory.BENIGN,  # expected: one log line, no traceback
+            next_retry_delay=timedelta(seconds=retry_after) if retry_after else None,
+        )
+
+    async def _withdraw_consent(self, request: OutreachRequest, at: datetime) -> None:
+        """A client who texted STOP has withdrawn consent to texts: later cases honour it."""
+        if request.recipient_role is RecipientRole.client:
+            await self._store.withdraw_consent(
+                request.client_id,
+                Channel.sms,
+                at,
+                source=f"carrier opt-out reported by the provider in case {request.case_id}",
+            )
 
     async def _after_accept(
         self, request: OutreachRequest, provider_id: str | None, at: datetime
@@ -136,18 +205,27 @@ class OutreachActivities:
         if request.channel is not Channel.voice:
             return await self._finish(request, AttemptResult.sent, "", provider_id, False, at)
         if provider_id is None:
-            raise ApplicationError("accepted call has no call id", non_retryable=True)
-        while True:
-            try:
-                outcome = await self._providers.voice.call_outcome(provider_id)
-            except PermanentDeliveryError as exc:  # e.g. the call vanished: record, move on
-                return await self._finish(request, exc.result, exc.detail, provider_id, False, at)
-            if outcome is not None:
-                return await self._finish(
-                    request, outcome.result, outcome.detail, provider_id, False, at
-                )
-            activity.heartbeat(provider_id)
-            await asyncio.sleep(self._poll_interval)
+            detail = "the provider accepted the call without a call id"
+            return await self._finish(request, AttemptResult.unconfirmed, detail, None, False, at)
+        try:
+            while True:
+                try:
+                    outcome = await self._providers.voice.call_outcome(provider_id)
+                except PermanentDeliveryError as exc:  # e.g. the call vanished: record, move on
+                    return await self._finish(
+                        request, exc.result, exc.detail, provider_id, False, at
+                    )
+                if outcome is not None:
+                    return await self._finish(
+                        request, outcome.result, outcome.detail, provider_id, False, at
+                    )
+                activity.heartbeat({"call_id": provider_id})
+                await asyncio.sleep(self._poll_interval)
+        except asyncio.CancelledError:  # the case was closed while the call was ringing
+            detail = "the case closed while the call was in progress; its outcome was not awaited"
+            return await self._finish(
+                request, AttemptResult.unconfirmed, detail, provider_id, False, at
+            )
 
     async def _finish(
         self,
@@ -164,10 +242,7 @@ class OutreachActivities:
         attempt = await self._store.finish_attempt(
             request.key, result, detail, provider_id, dry_run, at
         )
-        log.info(
-            "outreach attempt recorded",
-            extra={"case_id": request.case_id, "step": request.step, "result": attempt.result},
-        )
+        log.info("outreach attempt recorded: %s", attempt.result.value, extra=_context(request))
         return attempt
 
     async def _send_sms(
@@ -203,6 +278,10 @@ class OutreachActivities:
             if contact is None or not contact.consent_to_contact:
                 raise UnknownRecipientError("no recorded consent to contact the emergency contact")
             return Recipient(contact.name, contact.phone, contact.email)
+        if role is RecipientRole.on_call:
+            if not self._on_call_email:
+                raise UnknownRecipientError("the practice has no on-call address configured")
+            return Recipient("on-call", None, self._on_call_email)
         if therapist is None:
             raise UnknownRecipientError("therapist is no longer in the directory")
         if role is RecipientRole.supervisor:
@@ -225,6 +304,9 @@ class OutreachActivities:
     ) -> MessageFacts:
         return MessageFacts(
             practice=self._practice,
+            practice_time_zone=self._practice_time_zone,
+            now=_attempt_time(),
+            situation=request.situation,
             case_id=request.case_id,
             client_first_name=client.first_name if client else "",
             client_time_zone=client.time_zone if client else "UTC",
@@ -234,6 +316,26 @@ class OutreachActivities:
             scheduled_start=request.scheduled_start,
             waited=format_duration(request.waited) if request.waited else "",
         )
+
+
+def _context(request: OutreachRequest) -> dict[str, Any]:
+    """What a log line may say about a message: ids only, never an address or a text."""
+    return {"case_id": request.case_id, "step": request.step}
+
+
+def _last_try() -> dict[str, Any]:
+    """What the previous try of this activity said in its heartbeat: kept by Temporal even
+    when that try could not write to the store. {"not_sent": True} means the message did not
+    go out; "refused_since" is when the provider first refused it."""
+    for details in activity.info().heartbeat_details:
+        if isinstance(details, dict):
+            return details
+    return {}
+
+
+def _refused_since(last_try: dict[str, Any]) -> datetime | None:
+    since = last_try.get("refused_since")
+    return datetime.fromisoformat(since) if isinstance(since, str) else None
 
 
 def _attempt_time() -> datetime:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, ValidationInfo
 
+from models.answers import CaseOutcome, FeeChoice
 from models.directory import Channel, ClientProfile, RiskLevel, Therapist
+from models.edge import checked_id, checked_text, is_edge
 from models.policy import EscalationPolicy
-from models.signals import CaseOutcome, FeeChoice
 
 
 class Stage(StrEnum):
@@ -35,6 +37,7 @@ class RecipientRole(StrEnum):
     emergency_contact = "emergency_contact"
     therapist = "therapist"
     supervisor = "supervisor"
+    on_call = "on_call"  # the practice's on-call address, when the therapist has no supervisor
 
 
 class Purpose(StrEnum):
@@ -75,12 +78,26 @@ def case_id_for(appointment_id: str) -> str:
     return f"missed-session-{appointment_id}"
 
 
+def _plausible_start(value: datetime, info: ValidationInfo) -> datetime:
+    """At the edge, a start far enough from the calendar's ends that waits cannot overflow
+    (the trigger window relative to now is checked by the case service)."""
+    if is_edge(info) and not 2000 <= value.year <= 2200:
+        raise ValueError("must be a date between the years 2000 and 2200")
+    return value
+
+
 class MissedSessionInput(BaseModel):
-    appointment_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
-    client_id: str = Field(min_length=1)
-    therapist_id: str = Field(min_length=1)
-    scheduled_start: AwareDatetime
+    """The workflow's input. Decoded leniently on replay; `models.edge.at_edge` checks it where
+    a case is opened (the case service)."""
+
+    appointment_id: Annotated[str, AfterValidator(checked_id)] = Field(min_length=1)
+    client_id: Annotated[str, AfterValidator(checked_id)] = Field(min_length=1)
+    therapist_id: Annotated[str, AfterValidator(checked_id)] = Field(min_length=1)
+    scheduled_start: Annotated[AwareDatetime, AfterValidator(_plausible_start)]
     policy: EscalationPolicy
+    carried: CarriedState | None = Field(
+        default=None, description="Set only by continue-as-new: the case so far."
+    )
 
     @property
     def case_id(self) -> str:
@@ -104,6 +121,7 @@ class CaseContext(BaseModel):
     emergency_contact_skip_reason: str | None = None
     therapist: RecipientReach
     supervisor: RecipientReach | None
+    on_call: RecipientReach | None = None
 
     @classmethod
     def from_directory(
@@ -112,6 +130,7 @@ class CaseContext(BaseModel):
         therapist: Therapist,
         supervisor: Therapist | None,
         practice_time_zone: str,
+        on_call_channels: list[Channel] | None = None,
     ) -> CaseContext:
         """Reduce directory records to the facts the procedure decides on, and why a step
         will be skipped (e.g. no consent to contact the emergency contact)."""
@@ -144,6 +163,11 @@ class CaseContext(BaseModel):
                 if supervisor
                 else None
             ),
+            on_call=(
+                RecipientReach(channels=on_call_channels, time_zone=practice_time_zone)
+                if on_call_channels
+                else None
+            ),
         )
 
 
@@ -168,6 +192,9 @@ class NoteEntry(BaseModel):
     text: str
 
 
+NoteText = Annotated[str, AfterValidator(checked_text(5000, multiline=True))]
+
+
 class RejectedSignal(BaseModel):
     at: datetime
     signal: str
@@ -179,6 +206,14 @@ class NextAction(BaseModel):
     at: datetime | None = None
 
 
+class Closing(BaseModel):
+    """How the case is being closed: who closed it, when, with what outcome."""
+
+    outcome: CaseOutcome
+    by: str
+    at: datetime
+
+
 class CaseStatus(BaseModel):
     """What the `case_status` query returns and the current-details text is rendered from."""
 
@@ -187,15 +222,46 @@ class CaseStatus(BaseModel):
     stage: Stage
     stage_since: datetime
     escalation_level: int = EscalationLevel.none
+    closing: Closing | None = None
+    unusable: list[str] = Field(
+        default=[],
+        description='Addresses learnt to be unusable in this case, as "<role>/<phone|email>".',
+    )
     attempts: list[Attempt] = []
     notes: list[NoteEntry] = []
     rejected_signals: list[RejectedSignal] = []
     next_action: NextAction | None = None
+    deferred: list[NextAction] = Field(
+        default=[], description="Messages waiting out the recipient's quiet hours."
+    )
     client_responded: bool = False
     emergency_contact_note: str | None = None
     acknowledged_until: datetime | None = None
     therapist_reminders_sent: int = 0
     supervisor_notified: bool = False
+    supervisor_reminders_sent: int = 0
+    therapist_told_at_start: bool = False
+
+
+class TherapistWait(BaseModel):
+    """Deadlines of the wait for the therapist, carried across continue-as-new."""
+
+    started: datetime
+    next_reminder: datetime
+    supervisor_due: datetime
+    next_renotify: datetime | None = None
+
+
+class CarriedState(BaseModel):
+    """Everything a case needs to go on in a new run after continue-as-new (history stays small
+    however long the therapist takes)."""
+
+    opened_at: datetime
+    status: CaseStatus
+    context: CaseContext
+    notes_recorded: int
+    wait: TherapistWait
+    runs: int = 1
 
 
 class AttendanceReview(BaseModel):
@@ -244,3 +310,6 @@ class Resolution(BaseModel):
         default=[], description="Dated documentation added after the case closed."
     )
     dry_run: bool = Field(description="True if any attempt was a dry run (nothing really sent).")
+
+
+MissedSessionInput.model_rebuild()  # `carried` refers to models defined below it

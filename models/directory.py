@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
-_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+from models.edge import checked_id, checked_text
+
+_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")  # ASCII digits only: \d also matches "١٢٣"
 
 
 def _check_e164(value: str) -> str:
-    compact = re.sub(r"[\s\-().]", "", value)
+    compact = re.sub(r"[ \-().]", "", value)
     if not _E164.match(compact):
-        raise ValueError(f"phone number must be in E.164 form such as +15551234567, got {value!r}")
+        raise ValueError(
+            "phone number must be in E.164 form with ASCII digits, such as +15551234567"
+        )
     return compact
 
 
@@ -33,7 +38,13 @@ def _check_time_zone(value: str) -> str:
 
 PhoneNumber = Annotated[str, AfterValidator(_check_e164)]
 TimeZoneName = Annotated[str, AfterValidator(_check_time_zone)]
-NonEmpty = Annotated[str, Field(min_length=1)]
+Name = Annotated[str, Field(min_length=1), AfterValidator(checked_text(200))]
+OptionalName = Annotated[str, AfterValidator(checked_text(200))]
+RecordId = Annotated[str, Field(min_length=1), AfterValidator(checked_id)]
+Email = Annotated[EmailStr, AfterValidator(checked_text(254))]
+"""Limits (lengths that fit the store's columns, no control characters, ASCII ids) apply where
+records enter (the CSV import validates with `models.edge.EDGE`), not when the store reads back
+a record written under older rules."""
 
 
 class Channel(StrEnum):
@@ -62,10 +73,10 @@ class ChannelConsent(BaseModel):
 
 
 class EmergencyContact(BaseModel):
-    name: NonEmpty
-    relationship: NonEmpty
+    name: Name
+    relationship: Name
     phone: PhoneNumber | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     consent_to_contact: bool = False
 
     def reachable_channels(self) -> list[Channel]:
@@ -75,19 +86,32 @@ class EmergencyContact(BaseModel):
         return [c for c in Channel if _address_for(c, self.phone, self.email)]
 
 
+class ConsentChange(BaseModel):
+    """A change of consent after the directory was imported (e.g. the client replied STOP)."""
+
+    at: datetime
+    channel: Channel
+    granted: bool
+    source: str
+
+
 class ClientProfile(BaseModel):
-    client_id: NonEmpty
-    first_name: NonEmpty
-    last_name: str = ""
+    client_id: RecordId
+    first_name: Name
+    last_name: OptionalName = ""
     phone: PhoneNumber | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     time_zone: TimeZoneName
     consent: ChannelConsent = ChannelConsent()
     detailed_voicemail_ok: bool = False
     risk: RiskLevel = RiskLevel.standard
     payer_allows_no_show_fee: bool = True
-    therapist_id: str | None = None
+    therapist_id: RecordId | None = None
     emergency_contact: EmergencyContact | None = None
+    consent_changes: list[ConsentChange] = Field(
+        default=[],
+        description="Withdrawals and grants since import; a withdrawal survives re-imports.",
+    )
 
     def reachable_channels(self) -> list[Channel]:
         """Channels the client consented to and has an address for, in outreach order."""
@@ -97,11 +121,11 @@ class ClientProfile(BaseModel):
 
 
 class Therapist(BaseModel):
-    therapist_id: NonEmpty
-    name: NonEmpty
-    email: EmailStr
+    therapist_id: RecordId
+    name: Name
+    email: Email
     phone: PhoneNumber | None = None
-    supervisor_id: str | None = None
+    supervisor_id: RecordId | None = None
 
     def reachable_channels(self) -> list[Channel]:
         return [c for c in Channel if _address_for(c, self.phone, self.email)]

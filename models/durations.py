@@ -19,8 +19,11 @@ def parse_duration(text: str) -> timedelta:
     if not compact or "".join(n + u for n, u in parts) != compact:
         raise ValueError(f"{text!r} is not a duration; use forms like 45s, 20m, 2h, 3d or 1h30m")
     total = timedelta()
-    for number, unit in parts:
-        total += timedelta(**{_UNITS[unit]: float(number)})
+    try:
+        for number, unit in parts:
+            total += timedelta(**{_UNITS[unit]: float(number)})
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
     return total
 
 

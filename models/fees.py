@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from models.answers import FeeChoice, FeeDecision
 from models.case import FeeAssessment
 from models.policy import EscalationPolicy
-from models.signals import FeeChoice, FeeDecision
 
 
 def assess_fee(

@@ -1,11 +1,12 @@
 """The words that go out. Minimum necessary, always:
 
-- a client hears their first name, the practice and a call-back number; the appointment is
-  mentioned only by time, and "session"/the therapist only if they allowed detailed messages;
+- a client hears their first name, the practice and a call-back number, on every channel; the
+  session, its time and the therapist only if they allowed detailed messages, and "today" only
+  when it was today in their zone;
 - an emergency contact never learns why the client is sought ("please ask X to contact their
   provider"), nor the words therapy, session or appointment;
-- therapists and supervisors get the case id and session time, not the client's name
-  (SMS and email are not a secure channel);
+- therapists and supervisors get the case id, the session time in the practice's zone and what
+  happened, not the client's name (SMS and email are not a secure channel);
 - no message ever asks anyone to reply with a carrier keyword such as STOP or CANCEL.
 """
 
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
-from models.case import Purpose
+from models.case import Purpose, StaffSituation
 from models.directory import Channel
 
 
@@ -29,6 +30,7 @@ class MessageFacts(BaseModel):
     """Everything a message may draw on. Built by the activity from the directory."""
 
     practice: PracticeInfo
+    practice_time_zone: str
     case_id: str
     client_first_name: str
     client_time_zone: str
@@ -36,7 +38,9 @@ class MessageFacts(BaseModel):
     therapist_name: str
     recipient_name: str
     scheduled_start: datetime
-    waited: str = ""  # for supervisor escalation, e.g. "1d 2h"
+    now: datetime  # when the message goes out: "today" only if the session was today
+    waited: str = ""  # for supervisor messages, e.g. "1d 2h"
+    situation: StaffSituation | None = None
 
 
 class Message(BaseModel):
@@ -45,57 +49,116 @@ class Message(BaseModel):
 
 
 def local_time(moment: datetime, time_zone: str) -> str:
-    """'3:00 PM' in the given zone (the recipient's, or the practice's for staff)."""
+    """'3:00 PM' in the given zone (the recipient's)."""
     return moment.astimezone(ZoneInfo(time_zone)).strftime("%-I:%M %p")
+
+
+def staff_time(moment: datetime, time_zone: str) -> str:
+    """'Mon Nov 23, 3:00 PM EST (America/New_York)': the practice's zone, named."""
+    local = moment.astimezone(ZoneInfo(time_zone))
+    return f"{local.strftime('%a %b %-d, %-I:%M %p %Z')} ({time_zone})"
+
+
+def session_day(start: datetime, now: datetime, time_zone: str) -> str:
+    """'today' only when the session was today in the client's zone, else its weekday and
+    date ("on Monday, November 23")."""
+    zone = ZoneInfo(time_zone)
+    local = start.astimezone(zone)
+    if local.date() == now.astimezone(zone).date():
+        return "today"
+    return f"on {local.strftime('%A, %B %-d')}"
+
+
+_SITUATION = {
+    StaffSituation.outreach_started: "The client did not arrive; outreach has started.",
+    StaffSituation.client_responded: "The client responded to outreach.",
+    StaffSituation.nobody_reached: (
+        "Nobody was reached: the client did not answer calls, texts or emails "
+        "(the emergency contact was tried only with consent)."
+    ),
+}
 
 
 def compose(purpose: Purpose, channel: Channel, facts: MessageFacts) -> Message:
     practice, callback = facts.practice.name, facts.practice.callback_number
-    at = local_time(facts.scheduled_start, facts.client_time_zone)
     first = facts.client_first_name
     if purpose is Purpose.client_outreach:
-        if facts.detailed_ok:
-            what = f"your {at} session with {facts.therapist_name} today"
-        else:
-            what = f"your {at} appointment today"
-        if channel is Channel.voice:
-            body = (
-                f"Hello, this is a message for {first} from {practice}. "
-                + (f"We missed you at {what} and " if facts.detailed_ok else "We ")
-                + "wanted to check in with you. Please call us back at "
-                + f"{callback} when you can. Thank you, and take care."
-            )
-        else:
-            body = (
-                f"Hi {first}, this is {practice}. We missed you at {what} and want to "
-                f"check in. Please call or text us at {callback} when you can."
-            )
-        return Message(subject=f"Checking in from {practice}", body=body)
+        return _client_outreach(channel, facts)
     if purpose is Purpose.emergency_contact_check:
         body = (
             f"Hello {facts.recipient_name}, this is {practice}. We are trying to reach {first}. "
             f"If you can, please ask {first} to contact their provider at {callback}. Thank you."
         )
         return Message(subject=f"A message from {practice}", body=body)
-    staff_at = facts.scheduled_start.strftime("%Y-%m-%d %H:%M %Z")
+    return _staff(purpose, facts)
+
+
+def _client_outreach(channel: Channel, facts: MessageFacts) -> Message:
+    """Without consent to detailed messages, every channel says what a voicemail may say on a
+    shared phone: first name, practice, call-back number. Nothing about the appointment."""
+    practice, callback, first = (
+        facts.practice.name,
+        facts.practice.callback_number,
+        facts.client_first_name,
+    )
+    if not facts.detailed_ok:
+        if channel is Channel.voice:
+            body = (
+                f"Hello, this is a message for {first} from {practice}. We wanted to check in "
+                f"with you. Please call us back at {callback} when you can. Thank you, and take "
+                "care."
+            )
+        else:
+            body = (
+                f"Hi {first}, this is {practice}. We wanted to check in with you. Please call "
+                f"or text us at {callback} when you can."
+            )
+        return Message(subject=f"A message from {practice}", body=body)
+    at = local_time(facts.scheduled_start, facts.client_time_zone)
+    day = session_day(facts.scheduled_start, facts.now, facts.client_time_zone)
+    what = f"your {at} session with {facts.therapist_name} {day}"
+    if channel is Channel.voice:
+        body = (
+            f"Hello, this is a message for {first} from {practice}. We missed you at {what} "
+            f"and wanted to check in with you. Please call us back at {callback} when you can. "
+            "Thank you, and take care."
+        )
+    else:
+        body = (
+            f"Hi {first}, this is {practice}. We missed you at {what} and want to check in. "
+            f"Please call or text us at {callback} when you can."
+        )
+    return Message(subject=f"Checking in from {practice}", body=body)
+
+
+def _staff(purpose: Purpose, facts: MessageFacts) -> Message:
+    """Therapists and supervisors: the case id, the session time in the practice's zone and
+    what happened. Never the client's name (SMS and email are not a secure channel)."""
+    case, when = facts.case_id, staff_time(facts.scheduled_start, facts.practice_time_zone)
+    happened = f" {_SITUATION[facts.situation]}" if facts.situation else ""
+    if purpose is Purpose.therapist_outreach_started:
+        return Message(
+            subject=f"High-risk client: outreach started for case {case}",
+            body=f"Missed-session case {case} (session {when}): the client is high risk and "
+            "did not arrive; outreach has started. You will be asked to confirm the client's "
+            "status when it ends.",
+        )
     if purpose is Purpose.therapist_confirmation:
         return Message(
-            subject=f"Missed-session case {facts.case_id} needs your confirmation",
-            body=(
-                f"Missed-session case {facts.case_id} (session {staff_at}) has finished outreach "
-                "and needs your confirmation: record the outcome, note, plan and fee decision."
-            ),
+            subject=f"Missed-session case {case} needs your confirmation",
+            body=f"Missed-session case {case} (session {when}) has finished outreach.{happened} "
+            "Please record the outcome, note, plan and fee decision.",
         )
     if purpose is Purpose.therapist_reminder:
         return Message(
-            subject=f"Reminder: case {facts.case_id} still needs your confirmation",
-            body=f"Reminder: missed-session case {facts.case_id} (session {staff_at}) "
-            "is still waiting for your confirmation.",
+            subject=f"Reminder: case {case} still needs your confirmation",
+            body=f"Reminder: missed-session case {case} (session {when}) is still waiting "
+            "for your confirmation.",
         )
+    again = purpose is Purpose.supervisor_reminder
     return Message(
-        subject=f"Escalation: case {facts.case_id} unconfirmed for {facts.waited}",
-        body=(
-            f"Missed-session case {facts.case_id} (session {staff_at}) has waited {facts.waited} "
-            f"for {facts.therapist_name} to confirm the client's status. Please follow up."
-        ),
+        subject=f"{'Still unconfirmed' if again else 'Escalation'}: case {case}, "
+        f"waiting {facts.waited}",
+        body=f"Missed-session case {case} (session {when}) has waited {facts.waited} for "
+        f"{facts.therapist_name} to confirm the client's status. Please follow up.",
     )

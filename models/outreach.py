@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from models.case import NoteEntry, Purpose, RecipientRole, StaffSituation, Stage
 from models.directory import Channel
+from models.policy import QuietHours
 
 
 class OutreachRequest(BaseModel):
@@ -69,9 +70,10 @@ class AttendanceQuery(BaseModel):
     attended: bool
 
 
-class FailedOutreach(BaseModel):
-    """A message the provider never took, after every retry: recorded so the store agrees."""
+class SendTimeQuery(BaseModel):
+    """When may a call or text go out? Answered by a local activity, so the decision is
+    recorded in history and a replay on a worker with a newer time-zone database agrees."""
 
-    request: OutreachRequest
-    detail: str
-    at: datetime
+    now: datetime
+    time_zone: str
+    quiet: QuietHours

@@ -6,44 +6,73 @@ workflow in its input, so a case keeps the policy it was opened under even if th
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Mapping
 from datetime import time, timedelta
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from models.directory import Channel, RiskLevel
 from models.durations import Duration
+from models.edge import EdgeError, at_edge, is_edge
 
 PRODUCTION_GRACE_MIN = timedelta(minutes=15)
 PRODUCTION_GRACE_MAX = timedelta(minutes=30)
+LONGEST_WAIT = timedelta(days=30)
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
-class QuietHours(BaseModel):
+class PolicyError(ValueError):
+    """A policy rejected where it is loaded: one line naming every bad field."""
+
+
+class _PolicyPart(BaseModel):
+    """Lenient when decoded from history (unknown keys ignored); at the edge a misspelt key is
+    an error, because a silently ignored `therapist_reminder_evry` is a policy nobody wrote."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_keys(cls, data: Any, info: ValidationInfo) -> Any:
+        if is_edge(info) and isinstance(data, Mapping):
+            unknown = sorted(str(k) for k in data if k not in cls.model_fields)
+            if unknown:
+                raise ValueError(f"unknown key {', '.join(unknown)}")
+        return data
+
+
+class QuietHours(_PolicyPart):
     """No calls or texts between `start` and `end` in the recipient's local time (TCPA practice)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     enabled: bool = True
     start: time = time(21, 0)
     end: time = time(8, 0)
 
 
-class OutreachRound(BaseModel):
-    """One round of reaching out: these channels in order, then wait for the client to respond."""
+class OutreachRound(_PolicyPart):
+    """One round of reaching out: these channels side by side, then wait for the client."""
 
-    channels: list[Channel] = Field(min_length=1)
+    channels: list[Channel]
     then_wait: Duration
 
 
-class EscalationPolicy(BaseModel):
-    name: str = Field(min_length=1)
+class EscalationPolicy(_PolicyPart):
+    """Decoded leniently (a case's input is replayed by later code); `validate_policy` and
+    `load_policy` enforce every limit where a policy enters."""
+
+    name: str
     demo: bool = Field(
         default=False,
         description="A demo/test policy may use waits of seconds; never use one for real clients.",
     )
     grace: Duration = timedelta(minutes=20)
-    rounds: list[OutreachRound] = Field(min_length=1)
+    rounds: list[OutreachRound]
     client_rounds_before_emergency_contact: dict[RiskLevel, int] = Field(
         default_factory=lambda: {RiskLevel.standard: 3, RiskLevel.elevated: 2, RiskLevel.high: 1},
         description="Client outreach rounds before the emergency contact; fewer for higher risk.",
@@ -53,11 +82,9 @@ class EscalationPolicy(BaseModel):
     )
     emergency_contact_wait: Duration = timedelta(hours=1)
     quiet_hours: QuietHours = QuietHours()
-    therapist_channels: list[Channel] = Field(
-        default_factory=lambda: [Channel.email, Channel.sms], min_length=1
-    )
+    therapist_channels: list[Channel] = Field(default_factory=lambda: [Channel.email, Channel.sms])
     therapist_reminder_every: Duration = timedelta(hours=4)
-    therapist_max_reminders: int = Field(default=6, ge=0)
+    therapist_max_reminders: int = 6
     supervisor_after: Duration = timedelta(hours=24)
     acknowledgement_pause: Duration = timedelta(hours=8)
     supervisor_renotify_every: Duration = Field(
@@ -74,29 +101,19 @@ class EscalationPolicy(BaseModel):
         "failed (or unconfirmed) and outreach moves on.",
     )
     trigger_window_days: int = Field(
-        default=7,
-        ge=1,
-        description="A case opens only for a session within this many days of now.",
+        default=7, description="A case opens only for a session within this many days of now."
     )
-    no_show_fee_cents: int = Field(default=0, ge=0)
+    no_show_fee_cents: int = 0
     currency: str = "USD"
-    attendance_window_days: int = Field(default=90, ge=1)
-    attendance_flag_threshold: int = Field(default=2, ge=1)
+    attendance_window_days: int = 90
+    attendance_flag_threshold: int = 2
 
     @model_validator(mode="after")
-    def _production_limits(self) -> EscalationPolicy:
-        if not self.demo and not PRODUCTION_GRACE_MIN <= self.grace <= PRODUCTION_GRACE_MAX:
-            raise ValueError(
-                f"grace must be between 15 and 30 minutes (got {self.grace}); "
-                "only a policy marked demo = true may use other values"
-            )
-        for risk in RiskLevel:
-            rounds = self.client_rounds_before_emergency_contact.get(risk)
-            if rounds is None or not 1 <= rounds <= len(self.rounds):
-                raise ValueError(
-                    f"client_rounds_before_emergency_contact.{risk.value} must be between 1 and "
-                    f"the number of rounds ({len(self.rounds)})"
-                )
+    def _limits(self, info: ValidationInfo) -> EscalationPolicy:
+        if is_edge(info):
+            problems = policy_problems(self)
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
 
     def client_rounds(self, risk: RiskLevel) -> list[OutreachRound]:
@@ -104,12 +121,102 @@ class EscalationPolicy(BaseModel):
         return self.rounds[: self.client_rounds_before_emergency_contact[risk]]
 
 
-def load_policy(path: str | Path) -> EscalationPolicy:
-    """Read and validate a policy TOML file; errors name the file and the offending field."""
-    path = Path(path)
-    with path.open("rb") as handle:
-        data = tomllib.load(handle)
+def policy_problems(policy: EscalationPolicy) -> list[str]:
+    """Every limit a policy breaks, as "field: problem" (empty when it is fine)."""
+    problems: list[str] = []
+
+    def check(field: str, ok: bool, message: str) -> None:
+        if not ok:
+            problems.append(f"{field}: {message}")
+
+    check("name", 1 <= len(policy.name) <= 100, "1 to 100 characters")
+    check("name", policy.name.isprintable(), "must not contain control characters")
+    waits = {
+        "grace": policy.grace,
+        "emergency_contact_wait": policy.emergency_contact_wait,
+        "therapist_reminder_every": policy.therapist_reminder_every,
+        "supervisor_after": policy.supervisor_after,
+        "acknowledgement_pause": policy.acknowledgement_pause,
+        "supervisor_renotify_every": policy.supervisor_renotify_every,
+        "message_retry_for": policy.message_retry_for,
+        **{f"rounds.{n}.then_wait": r.then_wait for n, r in enumerate(policy.rounds)},
+    }
+    for field, wait in waits.items():
+        check(field, timedelta(0) < wait <= LONGEST_WAIT, "more than zero and at most 30 days")
+    if policy.demo:
+        check("grace", policy.grace <= PRODUCTION_GRACE_MAX, "at most 30 minutes")
+    else:
+        check(
+            "grace",
+            PRODUCTION_GRACE_MIN <= policy.grace <= PRODUCTION_GRACE_MAX,
+            "must be between 15 and 30 minutes; only a policy marked demo = true may differ",
+        )
+        check(
+            "supervisor_renotify_every",
+            timedelta(hours=1) <= policy.supervisor_renotify_every <= timedelta(days=7),
+            "between 1 hour and 7 days",
+        )
+        check(
+            "message_retry_for",
+            timedelta(seconds=30) <= policy.message_retry_for <= timedelta(hours=1),
+            "between 30 seconds and 1 hour",
+        )
+    check("rounds", 1 <= len(policy.rounds) <= 10, "1 to 10 rounds")
+    for n, outreach_round in enumerate(policy.rounds):
+        channels = outreach_round.channels
+        check(
+            f"rounds.{n}.channels",
+            1 <= len(channels) == len(set(channels)),
+            "one to three channels, each once",
+        )
+    check(
+        "emergency_contact_channels",
+        len(policy.emergency_contact_channels) == len(set(policy.emergency_contact_channels)),
+        "each channel once",
+    )
+    check(
+        "therapist_channels",
+        1 <= len(policy.therapist_channels) == len(set(policy.therapist_channels)),
+        "one to three channels, each once",
+    )
+    for risk in RiskLevel:
+        rounds = policy.client_rounds_before_emergency_contact.get(risk)
+        check(
+            f"client_rounds_before_emergency_contact.{risk.value}",
+            rounds is not None and 1 <= rounds <= len(policy.rounds),
+            f"must be between 1 and the number of rounds ({len(policy.rounds)})",
+        )
+    for field, value, top in (
+        ("therapist_max_reminders", policy.therapist_max_reminders, 50),
+        ("no_show_fee_cents", policy.no_show_fee_cents, 1_000_000),
+    ):
+        check(field, 0 <= value <= top, f"between 0 and {top}")
+    for field, value, top in (
+        ("attendance_window_days", policy.attendance_window_days, 3650),
+        ("attendance_flag_threshold", policy.attendance_flag_threshold, 100),
+        ("trigger_window_days", policy.trigger_window_days, 366),
+    ):
+        check(field, 1 <= value <= top, f"between 1 and {top}")
+    check("currency", bool(_CURRENCY.match(policy.currency)), "three capital letters, e.g. USD")
+    return problems
+
+
+def validate_policy(data: Mapping[str, Any], source: str = "policy") -> EscalationPolicy:
+    """A policy from outside (a file, a form, code), with every limit checked."""
     try:
-        return EscalationPolicy.model_validate(data)
-    except ValueError as exc:
-        raise ValueError(f"invalid escalation policy {path}: {exc}") from exc
+        return at_edge(EscalationPolicy, data)
+    except EdgeError as exc:
+        raise PolicyError(f"invalid escalation policy {source}: {exc}") from None
+
+
+def load_policy(path: str | Path) -> EscalationPolicy:
+    """Read and validate a policy TOML file; errors name the file and every offending field."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"invalid escalation policy {path}: not valid TOML: {exc}") from None
+    return validate_policy(data, str(path))

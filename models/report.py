@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from models.case import Attempt, CaseStatus, NoteEntry, RejectedSignal, Resolution
+
+
+def local_label(moment: datetime, time_zone: str) -> str:
+    """'2026-11-24 14:05 EST (America/New_York)': a time a person can read, its zone named."""
+    local = moment.astimezone(ZoneInfo(time_zone))
+    return f"{local.strftime('%Y-%m-%d %H:%M %Z')} ({time_zone})"
 
 
 def _t(moment: datetime) -> str:

@@ -8,6 +8,8 @@ errors). Activities record the first and move on; they let Temporal retry the se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -43,9 +45,36 @@ class TransientDeliveryError(Exception):
     next channel covers.
     """
 
-    def __init__(self, detail: str, may_have_been_sent: bool = False) -> None:
+    def __init__(
+        self, detail: str, may_have_been_sent: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(detail)
         self.may_have_been_sent = may_have_been_sent
+        self.retry_after = retry_after  # seconds, from the provider's Retry-After header
+
+
+RETRY_AFTER_CAP_SECONDS = 3600.0
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), capped at an hour;
+    None when absent or unreadable (the retry policy's backoff applies then)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds or seconds < 0:  # NaN or in the past
+        return 0.0 if seconds < 0 else None
+    return min(seconds, RETRY_AFTER_CAP_SECONDS)
 
 
 class SmsSender(Protocol):

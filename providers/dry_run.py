@@ -1,9 +1,10 @@
-"""Dry-run channels: without credentials nothing is sent, and every attempt says so."""
+"""Dry-run channels: without credentials nothing is sent, and every attempt says so (by the
+recipient's role, never an address: the activity names the role)."""
 
 from __future__ import annotations
 
 from models.case import AttemptResult
-from providers.base import CallOutcome, ProviderReceipt, mask_address
+from providers.base import CallOutcome, ProviderReceipt
 
 
 class DryRunSms:
@@ -12,7 +13,7 @@ class DryRunSms:
 
     async def send_sms(self, to: str, body: str) -> ProviderReceipt:
         self.sent.append((to, body))
-        return ProviderReceipt(dry_run=True, detail=f"dry run: would text {mask_address(to)}")
+        return ProviderReceipt(dry_run=True, detail="dry run: nothing sent")
 
 
 class DryRunEmail:
@@ -21,7 +22,7 @@ class DryRunEmail:
 
     async def send_email(self, to: str, subject: str, body: str, key: str) -> ProviderReceipt:
         self.sent.append((to, subject))
-        return ProviderReceipt(dry_run=True, detail=f"dry run: would email {mask_address(to)}")
+        return ProviderReceipt(dry_run=True, detail="dry run: nothing sent")
 
 
 class DryRunVoice:
@@ -30,7 +31,7 @@ class DryRunVoice:
 
     async def start_call(self, to: str, spoken_message: str) -> ProviderReceipt:
         self.sent.append((to, spoken_message))
-        return ProviderReceipt(dry_run=True, detail=f"dry run: would call {mask_address(to)}")
+        return ProviderReceipt(dry_run=True, detail="dry run: nothing sent")
 
     async def call_outcome(self, call_id: str) -> CallOutcome | None:
         return CallOutcome(result=AttemptResult.dry_run)

@@ -13,7 +13,12 @@ from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Mail
 
 from models.case import AttemptResult
-from providers.base import PermanentDeliveryError, ProviderReceipt, TransientDeliveryError
+from providers.base import (
+    PermanentDeliveryError,
+    ProviderReceipt,
+    TransientDeliveryError,
+    parse_retry_after,
+)
 
 REQUEST_TIMEOUT_SECONDS = 20.0
 
@@ -39,14 +44,32 @@ class SendGridEmail:
         except HTTPError as exc:
             status = int(exc.status_code)
             if status == 429 or status >= 500:
-                raise TransientDeliveryError(f"SendGrid HTTP {status}") from None
+                headers = exc.headers or {}
+                raise TransientDeliveryError(
+                    f"SendGrid HTTP {status}",
+                    retry_after=parse_retry_after(headers.get("Retry-After")),
+                ) from None
             raise PermanentDeliveryError(AttemptResult.failed, f"SendGrid HTTP {status}") from None
         except (TimeoutError, URLError, OSError, HTTPException) as exc:
-            ambiguous = isinstance(exc, TimeoutError | HTTPException) or isinstance(
-                getattr(exc, "reason", None), TimeoutError
-            )
-            raise TransientDeliveryError(
-                f"SendGrid unreachable: {type(exc).__name__}", may_have_been_sent=ambiguous
-            ) from None
+            raise _connection_error(exc) from None
         message_id = response.headers.get("X-Message-Id") if response.headers else None
         return ProviderReceipt(provider_id=message_id, detail=f"HTTP {response.status_code}")
+
+
+def _connection_error(exc: BaseException) -> TransientDeliveryError:
+    """Refused or unresolvable: SendGrid never saw the request, so sending again is safe. A
+    timeout or a connection reset after the request left: SendGrid may have taken it."""
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, TimeoutError):
+        return TransientDeliveryError(
+            f"no answer from SendGrid within {REQUEST_TIMEOUT_SECONDS:g}s: "
+            "it may have taken the message",
+            may_have_been_sent=True,
+        )
+    if isinstance(reason, ConnectionRefusedError) or isinstance(exc, URLError):
+        return TransientDeliveryError(f"SendGrid unreachable: {type(reason).__name__}")
+    return TransientDeliveryError(
+        f"connection to SendGrid lost after the request was sent ({type(reason).__name__}): "
+        "it may have taken the message",
+        may_have_been_sent=True,
+    )

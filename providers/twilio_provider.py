@@ -23,6 +23,7 @@ from providers.base import (
     PermanentDeliveryError,
     ProviderReceipt,
     TransientDeliveryError,
+    parse_retry_after,
 )
 
 # The library logs every request (URLs with the account, headers) at INFO: keep it quiet.
@@ -50,7 +51,14 @@ class _BaseUrlHttpClient(AsyncTwilioHttpClient):
         if url.startswith(TWILIO_HOST):
             url = self._base_url + url[len(TWILIO_HOST) :]
         kwargs["timeout"] = None  # bounded by asyncio.wait_for in `_call` instead
-        return await super().request(method, url, *args, **kwargs)
+        response = await super().request(method, url, *args, **kwargs)
+        if response.status_code in (429, 503):  # the library drops headers: keep Retry-After
+            headers = response.headers or {}
+            raise TransientDeliveryError(
+                f"Twilio error (HTTP {response.status_code})",
+                retry_after=parse_retry_after(headers.get("Retry-After")),
+            )
+        return response
 
 
 class _TwilioBase:
@@ -87,9 +95,17 @@ class _TwilioBase:
             raise classify(exc) from None
         except aiohttp.ClientConnectorError as exc:  # never reached Twilio: safe to resend
             raise TransientDeliveryError(f"Twilio unreachable: {type(exc).__name__}") from None
-        except (TimeoutError, aiohttp.ClientError) as exc:  # Twilio may have taken it
+        except TimeoutError:
             raise TransientDeliveryError(
-                f"no answer from Twilio: {type(exc).__name__}", may_have_been_sent=True
+                f"no answer from Twilio within {REQUEST_TIMEOUT_SECONDS:g}s: "
+                "it may have taken the message",
+                may_have_been_sent=True,
+            ) from None
+        except (aiohttp.ClientError, ConnectionError) as exc:  # reset after the request left
+            raise TransientDeliveryError(
+                f"connection to Twilio lost after the request was sent ({type(exc).__name__}): "
+                "it may have taken the message",
+                may_have_been_sent=True,
             ) from None
 
 

@@ -7,7 +7,8 @@ rows as running it once. A finished outreach attempt is final: later writes leav
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
@@ -15,11 +16,13 @@ from typing import Any, get_args
 from sqlalchemy import Executable, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from models.case import Attempt, AttemptResult, NoteEntry, Resolution, Stage
-from models.directory import ClientProfile, Therapist
+from models.directory import Channel, ClientProfile, ConsentChange, Therapist
 from models.outreach import NoteRecord, OpenCaseRequest, OutreachRequest, StageChange
+from store.errors import safe_store_error
 from store.rows import AttemptRow, AttemptState, AttendanceStatus, CaseRow
 from store.schema import (
     AttemptTable,
@@ -55,32 +58,56 @@ class CaseStore:
         `postgresql+asyncpg://user@host/db`."""
         parsed = make_url(url)
         if parsed.get_backend_name() != "sqlite":
-            return cls(create_async_engine(url, pool_pre_ping=True))
+            return cls(create_async_engine(url, pool_pre_ping=True, hide_parameters=True))
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        return cls(create_async_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S}))
+        return cls(
+            create_async_engine(
+                url, hide_parameters=True, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S}
+            )
+        )
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction whose errors never quote rows (see `store.errors`)."""
+        try:
+            async with self._engine.begin() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            raise safe_store_error(exc) from None
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._engine.connect() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            raise safe_store_error(exc) from None
 
     async def create_schema(self) -> None:
         """Create missing tables; existing ones are left as they are."""
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
 
     async def close(self) -> None:
         await self._engine.dispose()
 
     async def _first(self, query: Executable) -> RowMapping | None:
-        async with self._engine.connect() as conn:
+        async with self._connect() as conn:
             return (await conn.execute(query)).mappings().first()
 
     async def _all(self, query: Executable) -> list[RowMapping]:
-        async with self._engine.connect() as conn:
+        async with self._connect() as conn:
             return list((await conn.execute(query)).mappings().all())
 
     # ------------------------------------------------------------------ directory (PHI)
     async def import_directory(
         self, therapists: list[Therapist], clients: list[ClientProfile]
     ) -> None:
-        """Upsert every record by id in one transaction: a failure applies nothing."""
+        """Upsert every record by id in one transaction: a failure applies nothing. A consent
+        the client withdrew since (e.g. by replying STOP) stays withdrawn: the file may predate
+        it, and only the client can give it back."""
+        clients = await self._keep_withdrawals(clients)
         therapist_rows = [
             {"therapist_id": t.therapist_id, "record": t.model_dump(mode="json")}
             for t in therapists
@@ -93,7 +120,7 @@ class CaseStore:
             }
             for c in clients
         ]
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             if therapist_rows:
                 stmt = self._insert(TherapistTable)
                 stmt = stmt.on_conflict_do_update(
@@ -110,6 +137,29 @@ class CaseStore:
                     },
                 )
                 await conn.execute(stmt, client_rows)
+
+    async def _keep_withdrawals(self, clients: list[ClientProfile]) -> list[ClientProfile]:
+        ids = [c.client_id for c in clients]
+        stored: dict[str, ClientProfile] = {}
+        for start in range(0, len(ids), 500):  # bounded IN lists
+            query = select(ClientTable.record).where(ClientTable.client_id.in_(ids[start:][:500]))
+            for row in await self._all(query):
+                record = ClientProfile.model_validate(row["record"])
+                stored[record.client_id] = record
+        merged = []
+        for client in clients:
+            changes = stored[client.client_id].consent_changes if client.client_id in stored else []
+            latest = {change.channel: change.granted for change in changes}
+            withdrawn = {c.value: False for c, granted in latest.items() if not granted}
+            merged.append(
+                client.model_copy(
+                    update={
+                        "consent_changes": changes,
+                        "consent": client.consent.model_copy(update=withdrawn),
+                    }
+                )
+            )
+        return merged
 
     async def get_client(self, client_id: str) -> ClientProfile | None:
         row = await self._first(
@@ -142,7 +192,7 @@ class CaseStore:
             stage_since=request.opened_at,
             opened_at=request.opened_at,
         )
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(stmt.on_conflict_do_nothing())
 
     async def set_stage(self, change: StageChange) -> None:
@@ -158,7 +208,7 @@ class CaseStore:
             )
             .values(stage=change.stage.value, stage_since=change.at)
         )
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(stmt)
 
     async def get_case(self, case_id: str) -> CaseRow | None:
@@ -195,7 +245,7 @@ class CaseStore:
         stmt = stmt.on_conflict_do_update(
             index_elements=["key"], set_={"state": "sending"}, where=AttemptTable.state != "done"
         )
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(stmt)
             query = select(AttemptTable).where(AttemptTable.key == request.key)
             row = (await conn.execute(query)).mappings().one()
@@ -208,7 +258,7 @@ class CaseStore:
             .where(AttemptTable.key == key, AttemptTable.state != "done")
             .values(state=state, **values)
         )
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(stmt)
 
     async def mark_accepted(self, key: str, provider_id: str | None) -> None:
@@ -242,7 +292,7 @@ class CaseStore:
                 finished_at=at,
             )
         )
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(stmt)
             query = select(AttemptTable).where(AttemptTable.key == key)
             row = (await conn.execute(query)).mappings().first()
@@ -269,7 +319,7 @@ class CaseStore:
             author=record.entry.author,
             text=record.entry.text,
         )
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(stmt.on_conflict_do_nothing())
 
     async def notes_for_case(self, case_id: str) -> list[NoteEntry]:
@@ -305,7 +355,7 @@ class CaseStore:
                 "scheduled_start": stmt.excluded.scheduled_start,
             },
         )
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(stmt)
 
     async def missed_sessions(
@@ -358,7 +408,7 @@ class CaseStore:
             for name in ("stage", "stage_since", "closed_at", "outcome")
         }
         case = case.on_conflict_do_update(index_elements=["case_id"], set_=closing)
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(document)
             await conn.execute(case)
 
@@ -366,3 +416,78 @@ class CaseStore:
         query = select(ResolutionTable.document).where(ResolutionTable.case_id == case_id)
         row = await self._first(query)
         return Resolution.model_validate(row["document"]) if row else None
+
+    async def add_addendum(self, case_id: str, entry: NoteEntry) -> bool:
+        """Late documentation on a closed case: a dated addendum to its resolution (and to its
+        notes). The same entry twice is kept once. False if the case has no resolution."""
+        async with self._begin() as conn:
+            query = select(ResolutionTable.document).where(ResolutionTable.case_id == case_id)
+            row = (await conn.execute(query.with_for_update())).mappings().first()
+            if row is None:
+                return False
+            resolution = Resolution.model_validate(row["document"])
+            if entry not in resolution.addenda:
+                resolution.addenda.append(entry)
+                await conn.execute(
+                    update(ResolutionTable)
+                    .where(ResolutionTable.case_id == case_id)
+                    .values(document=resolution.model_dump(mode="json"))
+                )
+            number = resolution.addenda.index(entry) + 1
+            note = self._insert(NoteTable).values(
+                key=f"{case_id}/addendum/{number}",
+                case_id=case_id,
+                at=entry.at,
+                author=entry.author,
+                text=entry.text,
+            )
+            await conn.execute(note.on_conflict_do_nothing())
+        return True
+
+    async def mark_ended_outside(self, case_id: str, status: str, at: datetime) -> bool:
+        """A case whose workflow ended with no code running (terminated in the Web UI, timed
+        out, gone): close its row as `terminated` with a note, so it is not "open" forever.
+        Only an open case changes; returns whether it did."""
+        async with self._begin() as conn:
+            changed = await conn.execute(
+                update(CaseTable)
+                .where(CaseTable.case_id == case_id, CaseTable.closed_at.is_(None))
+                .values(stage=Stage.closed.value, closed_at=at, outcome="terminated")
+            )
+            if not changed.rowcount:
+                return False
+            note = self._insert(NoteTable).values(
+                key=f"{case_id}/ended-outside",
+                case_id=case_id,
+                at=at,
+                author="system",
+                text=f"Workflow ended outside the procedure ({status}); "
+                "no documented resolution was recorded.",
+            )
+            await conn.execute(note.on_conflict_do_nothing())
+        return True
+
+    async def withdraw_consent(
+        self, client_id: str, channel: Channel, at: datetime, source: str
+    ) -> bool:
+        """Record that a client withdrew consent to a channel (e.g. replied STOP), with its
+        time and source, so later cases honour it. Idempotent; False for an unknown client."""
+        async with self._begin() as conn:
+            query = select(ClientTable.record).where(ClientTable.client_id == client_id)
+            row = (await conn.execute(query.with_for_update())).mappings().first()
+            if row is None:
+                return False
+            client = ClientProfile.model_validate(row["record"])
+            change = ConsentChange(at=at, channel=channel, granted=False, source=source)
+            if change in client.consent_changes:
+                return False
+            consent = client.consent.model_copy(update={channel.value: False})
+            client = client.model_copy(
+                update={"consent": consent, "consent_changes": [*client.consent_changes, change]}
+            )
+            await conn.execute(
+                update(ClientTable)
+                .where(ClientTable.client_id == client_id)
+                .values(record=client.model_dump(mode="json"))
+            )
+        return True

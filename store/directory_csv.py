@@ -41,6 +41,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from models.directory import ClientProfile, Therapist
+from models.edge import EDGE
 from store.case_store import CaseStore
 
 log = logging.getLogger(__name__)
@@ -229,7 +230,7 @@ def _parse_row(row: dict[str, str], line: int, parsed: _Parsed) -> None:
     model: type[Therapist | ClientProfile] = Therapist if kind == "therapist" else ClientProfile
     record: Therapist | ClientProfile | None = None
     try:
-        record = model.model_validate(data)
+        record = model.model_validate(data, context=EDGE)
     except ValidationError as exc:
         issues += [(_column(kind, e["loc"]), _message(e["msg"])) for e in exc.errors()]
     if issues or record is None:

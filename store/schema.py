@@ -17,6 +17,10 @@ from sqlalchemy import JSON, Boolean, DateTime, Dialect, Integer, String, Text, 
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
+class NaiveDateTimeError(ValueError):
+    """A naive datetime reached the store: a bug in the caller (its message quotes nothing)."""
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """A timezone-aware datetime column that never hands back a naive value."""
 
@@ -28,7 +32,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             # Guessing a zone here would silently shift a session by hours.
-            raise ValueError("the case store only accepts timezone-aware datetimes")
+            raise NaiveDateTimeError("the case store only accepts timezone-aware datetimes")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
@@ -73,7 +77,7 @@ class CaseTable(Base):
     stage_since: Mapped[datetime] = mapped_column(UtcDateTime)
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    outcome: Mapped[str | None] = mapped_column(String(60))  # models.signals.CaseOutcome
+    outcome: Mapped[str | None] = mapped_column(String(60))  # models.answers.CaseOutcome
 
 
 class AttemptTable(Base):

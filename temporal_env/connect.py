@@ -7,15 +7,30 @@ same code runs against the local dev server, a self-hosted cluster or Temporal C
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from dotenv import dotenv_values
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
 
+def _environment() -> dict[str, str]:
+    """The process environment over `.env`'s TEMPORAL_* lines, so `.env` configures Temporal
+    like every other setting (the environment wins, as in `settings.Settings`)."""
+    from_file = {
+        key: value
+        for key, value in dotenv_values(".env").items()
+        if key.startswith("TEMPORAL_") and value is not None
+    }
+    return {**from_file, **os.environ}
+
+
 def connect_config(address: str | None = None) -> dict[str, Any]:
-    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    config: dict[str, Any] = dict(
+        ClientConfig.load_client_connect_config(override_env_vars=_environment())
+    )
     if address:
         config["target_host"] = address
     config.setdefault("target_host", "localhost:7233")

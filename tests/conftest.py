@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -32,11 +34,14 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 # ---------------------------------------------------------------------- case store
-# `case_store` runs a test on SQLite and on the machine's real PostgreSQL server. PostgreSQL is
-# never skipped: if it is down, start it with
+# `case_store` runs a test on SQLite and on a real PostgreSQL server (127.0.0.1:5432 by default,
+# or TEST_POSTGRES_DSN=postgresql://user:password@host:port/postgres, a role that may create
+# databases). PostgreSQL is never skipped: if it is down, start it with
 #   pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start
 
-POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 class PostgresTestDatabase:
@@ -47,7 +52,10 @@ class PostgresTestDatabase:
 
     def __init__(self) -> None:
         self.name = f"outreach_test_{uuid.uuid4().hex}"
-        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.name}"
+        admin = make_url(POSTGRES_ADMIN_DSN)
+        self.url = admin.set(drivername="postgresql+asyncpg", database=self.name).render_as_string(
+            hide_password=False
+        )
         self._created = False
 
     async def empty_store(self) -> CaseStore:
@@ -71,7 +79,11 @@ async def _postgres_admin(sql: str) -> None:
     try:
         admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
     except OSError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN} ({exc}); start it")
+        where = make_url(POSTGRES_ADMIN_DSN).render_as_string(hide_password=True)
+        pytest.fail(
+            f"PostgreSQL is not reachable at {where} ({exc}): start it, or point "
+            "TEST_POSTGRES_DSN at a server where this role may create databases"
+        )
     try:
         await admin.execute(sql)
     finally:

@@ -60,7 +60,8 @@ class FakeProviderServer:
         self.default_answered_by = "machine_end_beep"
         self.call_status: dict[str, str] = {}  # To number -> final status (default completed)
         self.base_url = ""
-        self._faults: list[list[Any]] = []  # [path_suffix, status, times left, code]
+        self._faults: list[list[Any]] = []  # [path_suffix, status, times left, code, retry]
+        self._resets: list[list[Any]] = []  # [path_suffix, times left]
         self._delays: list[list[Any]] = []  # [path_suffix, seconds, times left]
         self._rejected: dict[str, tuple[int, int]] = {}  # To number -> (code, status)
         self._calls: dict[str, dict[str, Any]] = {}  # call sid -> call resource
@@ -68,11 +69,22 @@ class FakeProviderServer:
 
     # -- scripting and inspection ---------------------------------------------------------------
     def fail_next(
-        self, path_suffix: str, status: int, times: int = 1, code: int | None = None
+        self,
+        path_suffix: str,
+        status: int,
+        times: int = 1,
+        code: int | None = None,
+        retry_after: str | None = None,
     ) -> None:
         """The next `times` requests whose path ends with `path_suffix` get `status` (Twilio
-        error JSON with `code`, default 20000 + status, or SendGrid's error JSON)."""
-        self._faults.append([path_suffix, status, times, code or 20000 + status])
+        error JSON with `code`, default 20000 + status, or SendGrid's error JSON), with a
+        Retry-After header if given."""
+        self._faults.append([path_suffix, status, times, code or 20000 + status, retry_after])
+
+    def reset_next(self, path_suffix: str, times: int = 1) -> None:
+        """The next `times` matching requests are read and recorded, then the connection is
+        dropped without an answer: the provider may have taken the message."""
+        self._resets.append([path_suffix, times])
 
     def delay_next(self, path_suffix: str, seconds: float, times: int = 1) -> None:
         """The next `times` matching requests are handled (and recorded) normally, but the
@@ -159,13 +171,24 @@ class FakeProviderServer:
         return None
 
     def _fault(self, request: web.Request, twilio: bool) -> web.Response | None:
+        for reset in self._resets:
+            if reset[1] > 0 and request.path.endswith(reset[0]):
+                reset[1] -= 1
+                if request.transport is not None:
+                    request.transport.abort()  # the request arrived; no answer ever comes
+                raise ConnectionResetError("scripted reset")
         for fault in self._faults:
-            suffix, status, times, code = fault
+            suffix, status, times, code, retry_after = fault
             if times > 0 and request.path.endswith(suffix):
                 fault[2] -= 1
-                if twilio:
-                    return _twilio_error(status, code, f"Scripted failure (HTTP {status})")
-                return _sendgrid_error(status, f"Scripted failure (HTTP {status})")
+                response = (
+                    _twilio_error(status, code, f"Scripted failure (HTTP {status})")
+                    if twilio
+                    else _sendgrid_error(status, f"Scripted failure (HTTP {status})")
+                )
+                if retry_after is not None:
+                    response.headers["Retry-After"] = retry_after
+                return response
         return None
 
     # -- Twilio -----------------------------------------------------------------------------------

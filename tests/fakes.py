@@ -37,8 +37,11 @@ class RecordingProviders:
 
     sent: list[Sent] = field(default_factory=list)
     invalid_numbers: set[str] = field(default_factory=set)
+    opted_out_numbers: set[str] = field(default_factory=set)  # replied STOP (Twilio 21610)
+    broken_channels: set[str] = field(default_factory=set)  # raise a plain exception: a bug
     transient_failures: dict[str, int] = field(default_factory=dict)  # channel -> times to fail
     timeouts_after_send: dict[str, int] = field(default_factory=dict)  # sent, then no answer
+    retry_after: float | None = None  # what a refusal says in Retry-After
     call_result: AttemptResult = AttemptResult.voicemail
     tries: list[str] = field(default_factory=list)  # every provider call, failed ones included
     _ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -51,12 +54,20 @@ class RecordingProviders:
 
     def _attempt(self, channel: str, to: str) -> None:
         self.tries.append(f"{channel}:{to}")
+        if channel in self.broken_channels:
+            raise RuntimeError(f"a bug in the {channel} integration")
         if self.transient_failures.get(channel, 0) > 0:
             self.transient_failures[channel] -= 1
-            raise TransientDeliveryError(f"{channel} provider answered 429")
+            error = TransientDeliveryError(f"{channel} provider answered 429")
+            error.retry_after = self.retry_after  # type: ignore[attr-defined]
+            raise error
         if channel != "email" and to in self.invalid_numbers:
             raise PermanentDeliveryError(
                 AttemptResult.invalid_recipient, "21211 invalid 'To' number", 21211
+            )
+        if channel == "sms" and to in self.opted_out_numbers:
+            raise PermanentDeliveryError(
+                AttemptResult.opted_out, "Twilio error 21610: recipient opted out", 21610
             )
 
     def _record(self, channel: str, to: str, body: str, subject: str = "") -> ProviderReceipt:

@@ -1,5 +1,6 @@
 """Runs cases on the time-skipping server with the real activities, a real SQLite case store
-and recording fake providers, so tests can assert what was sent, to whom, when and recorded."""
+and recording fake providers, so tests can assert what was sent, to whom, when and recorded.
+Cases are opened and answered through the case service, as the CLI does."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from models.case import CaseStatus, MissedSessionInput, Resolution, Stage, case_id_for
+from models.answers import CaseOutcome, ClientReached, FeeChoice, FeeDecision
+from models.case import CaseStatus, Resolution, Stage
 from models.policy import EscalationPolicy, QuietHours, load_policy
-from models.signals import CaseOutcome, ClientReached, FeeChoice, FeeDecision
+from service.cases import CaseService
 from settings import Settings
 from store.case_store import CaseStore
 from tests import directory_data
@@ -41,16 +43,28 @@ class Harness:
     store: CaseStore
     providers: RecordingProviders = field(default_factory=RecordingProviders)
     task_queue: str = field(default_factory=lambda: f"tq-{uuid.uuid4().hex[:8]}")
+    started: list[str] = field(default_factory=list)
 
     @property
     def client(self) -> Client:
         return self.env.client
 
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            call_poll_interval_seconds=0.01,
+            practice_name="Riverside Practice",
+            temporal_task_queue=self.task_queue,
+        )
+
+    @property
+    def service(self) -> CaseService:
+        return CaseService(self.store, self.settings, self.client)
+
     def worker(self, **options: Any) -> Worker:
-        settings = Settings(call_poll_interval_seconds=0.01, practice_name="Riverside Practice")
         return build_worker(
             self.client,
-            settings,
+            self.settings,
             self.store,
             self.providers.bundle(),
             task_queue=self.task_queue,
@@ -62,30 +76,36 @@ class Harness:
         client_id: str = "C1",
         policy: EscalationPolicy = NO_QUIET_HOURS,
         scheduled_start: datetime | None = None,
-    ) -> WorkflowHandle[MissedSessionWorkflow, Resolution]:
-        appointment = f"A{uuid.uuid4().hex[:10]}"
-        start = scheduled_start or await self.env.get_current_time()
-        case = MissedSessionInput(
-            appointment_id=appointment,
+    ) -> WorkflowHandle[Any, Resolution]:
+        now = await self.env.get_current_time()
+        opened = await self.service.open(
+            appointment_id=f"A{uuid.uuid4().hex[:10]}",
             client_id=client_id,
-            therapist_id="T1",
-            scheduled_start=start,
+            scheduled_start=scheduled_start or now,
             policy=policy,
+            now=now,
         )
-        return await self.client.start_workflow(
-            MissedSessionWorkflow.run,
-            case,
-            id=case_id_for(appointment),
-            task_queue=self.task_queue,
-            result_type=Resolution,
-        )
+        self.started.append(opened.case_id)
+        return self.client.get_workflow_handle(opened.case_id, result_type=Resolution)
 
-    async def status(self, handle: WorkflowHandle[MissedSessionWorkflow, Resolution]) -> CaseStatus:
+    async def terminate_leftovers(self) -> None:
+        """A case left running without a worker would stop the time-skipping server from
+        skipping time for every later test: end it."""
+        for case_id in self.started:
+            handle = self.client.get_workflow_handle(case_id)
+            if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
+                await handle.terminate(reason="test finished")
+
+    async def answer(
+        self, handle: WorkflowHandle[Any, Resolution], update: str, **data: Any
+    ) -> str:
+        """Answer the case as a person would, through the case service (an Update)."""
+        return await self.service.answer(handle.id, update, data)
+
+    async def status(self, handle: WorkflowHandle[Any, Resolution]) -> CaseStatus:
         return await handle.query(MissedSessionWorkflow.case_status)
 
-    async def advance_to(
-        self, handle: WorkflowHandle[MissedSessionWorkflow, Resolution], stage: str
-    ) -> CaseStatus:
+    async def advance_to(self, handle: WorkflowHandle[Any, Resolution], stage: str) -> CaseStatus:
         """Skip time in small steps until the case reaches `stage` (bounded)."""
         for _ in range(400):
             status = await self.status(handle)
@@ -96,12 +116,12 @@ class Harness:
 
     async def close_as_therapist(
         self,
-        handle: WorkflowHandle[MissedSessionWorkflow, Resolution],
+        handle: WorkflowHandle[Any, Resolution],
         reached: ClientReached = REACHED,
     ) -> Resolution:
         """Let the case escalate to the therapist, who then reports back with `reached`."""
         await self.advance_to(handle, Stage.awaiting_therapist.value)
-        await handle.signal(MissedSessionWorkflow.client_reached, reached)
+        await self.answer(handle, "client_reached", **reached.model_dump(mode="json"))
         return await handle.result()
 
 
@@ -109,5 +129,8 @@ class Harness:
 async def harness(env: WorkflowEnvironment, store: CaseStore) -> AsyncIterator[Harness]:
     await store.import_directory(directory_data.THERAPISTS, directory_data.CLIENTS)
     h = Harness(env, store)
-    async with h.worker():
-        yield h
+    try:
+        async with h.worker():
+            yield h
+    finally:
+        await h.terminate_leftovers()

@@ -64,9 +64,27 @@ def test_list_shows_open_cases_with_stage_and_age(
     database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["list"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    warning, *lines = capsys.readouterr().out.splitlines()
+    assert warning == "(Temporal not reachable: listed from the case store alone, not reconciled)"
     assert lines[0].startswith("missed-session-OLD1") and "awaiting_therapist" in lines[0]
     assert "open 3h" in lines[0] and lines[1].startswith("missed-session-NEW1")
+
+
+def test_list_all_shows_closed_cases_as_closed_with_their_outcome(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def close_one() -> None:
+        store = CaseStore.from_url(database)
+        await store.mark_ended_outside("missed-session-OLD1", "TERMINATED", datetime.now(UTC))
+        await store.close()
+
+    asyncio.run(close_one())
+    assert main(["list"]) == 0
+    assert "OLD1" not in capsys.readouterr().out
+    assert main(["list", "--all"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert lines[0].startswith("missed-session-OLD1") and "closed: terminated" in lines[0]
+    assert "open" in lines[1] and lines[1].startswith("missed-session-NEW1")
 
 
 @pytest.mark.parametrize(
@@ -79,8 +97,20 @@ def test_list_shows_open_cases_with_stage_and_age(
         ),
         (
             ["reached", "A1", "--outcome", "fine", "--note", "n", "--plan", "p", "--fee", "charge"],
-            "outcome: Input should be",
+            "outcome must be one of reached_safe, rescheduled",
         ),
+        (
+            "trigger --appointment A1 --client C404 --start 2026-11-23T15:00-05:00".split(),
+            "unknown client id 'C404'",
+        ),
+        (
+            "trigger --appointment A1 --client C1 --start 2026-11-23T15:00-05:00 "
+            "--policy nowhere.toml".split(),
+            "cannot read policy file nowhere.toml",
+        ),
+        (["note", "A1", "--author", "desk", "--text", "a\x00b"], "control characters"),
+        (["show", "A1"], "no Temporal server reachable at 127.0.0.1:9"),
+        (["arrived", "A1"], "no Temporal server reachable at 127.0.0.1:9"),
         (
             "reached A1 --outcome rescheduled --note n --plan p --fee waive".split(),
             "a fee waiver needs a reason",
@@ -93,4 +123,7 @@ def test_bad_input_is_a_clear_error_and_nothing_is_sent(
 ) -> None:
     # Validation fails before any connection (TEMPORAL_ADDRESS points nowhere).
     assert main(argv) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1  # one line
+    assert "Traceback" not in err and "https://" not in err

@@ -159,7 +159,7 @@ def test_every_bad_row_is_reported_with_its_line(tmp_path: Path) -> None:
     ]
     errors = _errors(_write(tmp_path, rows))
     assert errors[0] == (
-        "line 4: phone: phone number must be in E.164 form such as +15551234567, got '555-0101'"
+        "line 4: phone: phone number must be in E.164 form with ASCII digits, such as +15551234567"
     )
     assert [e.split(": ")[:2] for e in errors] == [
         ["line 4", "phone"],
@@ -248,3 +248,38 @@ async def test_references_must_exist_in_file_or_store(
     good = [_therapist("T1", supervisor_id="S1"), _client("C1", therapist_id="S1")]
     summary = await import_directory_csv(case_store, _write(tmp_path, good))
     assert summary == ImportSummary(therapists=1, clients=1)
+
+
+async def test_values_that_do_not_fit_are_rejected_with_line_and_column(
+    case_store: CaseStore, tmp_path: Path
+) -> None:
+    rows = [
+        _therapist("T1"),
+        _client("C" * 65),  # 3: longer than the store's id column
+        _client("C2", first_name="Al\x00ex"),  # 4: a NUL (PostgreSQL cannot store it)
+        _client("C3", last_name="Kim\x1b[2J"),  # 5: a terminal escape
+        _client(
+            "C4", phone="+\u0661\u0665\u0665\u0665\u0665\u0665\u0665\u0660\u0661\u0660\u0661"
+        ),  # 6: Arabic-Indic digits
+        _client("C5", ec_name="J" * 201, ec_relationship="partner"),  # 7: too long
+    ]
+    with pytest.raises(DirectoryImportError) as raised:
+        await import_directory_csv(case_store, _write(tmp_path, rows))
+    assert [e.split(": ")[:2] for e in raised.value.errors] == [
+        ["line 3", "id"],
+        ["line 4", "first_name"],
+        ["line 5", "last_name"],
+        ["line 6", "phone"],
+        ["line 7", "ec_name"],
+    ]
+    assert "at most 64" in raised.value.errors[0] or "1 to 64" in raised.value.errors[0]
+    assert "control characters" in raised.value.errors[1]
+    assert "ASCII digits" in raised.value.errors[3]
+    assert await case_store.client_ids() == set()
+
+
+async def test_a_record_stored_under_older_rules_still_loads(case_store: CaseStore) -> None:
+    old = directory_data.client("C1").model_copy(update={"last_name": "K" * 300})
+    await case_store.import_directory([], [old])  # written without the edge checks
+    loaded = await case_store.get_client("C1")
+    assert loaded is not None and loaded.last_name == "K" * 300

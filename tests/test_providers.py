@@ -8,8 +8,10 @@ import base64
 import logging
 import re
 import socket
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
+from email.utils import formatdate
 from typing import Any
 
 import aiohttp
@@ -19,7 +21,12 @@ from twilio.base.exceptions import TwilioRestException
 import providers.sendgrid_provider as sendgrid_provider
 import providers.twilio_provider as twilio_provider
 from models.case import AttemptResult
-from providers.base import PermanentDeliveryError, TransientDeliveryError
+from providers.base import (
+    RETRY_AFTER_CAP_SECONDS,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    parse_retry_after,
+)
 from providers.dry_run import DryRunEmail, DryRunSms, DryRunVoice
 from providers.factory import build_providers, describe_providers
 from providers.sendgrid_provider import SendGridEmail
@@ -308,7 +315,7 @@ async def test_a_timeout_after_twilio_took_the_message_is_flagged_possibly_sent(
     the outreach activity records the attempt unconfirmed instead of texting again."""
     monkeypatch.setattr(twilio_provider, "REQUEST_TIMEOUT_SECONDS", 0.1)
     fake.delay_next("Messages.json", 0.4)
-    with pytest.raises(TransientDeliveryError, match="TimeoutError") as err:
+    with pytest.raises(TransientDeliveryError, match="no answer from Twilio within") as err:
         await twilio(TwilioSms, fake.base_url).send_sms(TO_NUMBER, "Hello")
     assert err.value.may_have_been_sent
     [accepted] = fake.sms()
@@ -329,7 +336,7 @@ async def test_twilio_that_never_answers_times_out_as_transient(
     stalled_url: str, twilio: TwilioFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(twilio_provider, "REQUEST_TIMEOUT_SECONDS", 0.3)
-    with pytest.raises(TransientDeliveryError, match="TimeoutError"):
+    with pytest.raises(TransientDeliveryError, match="no answer from Twilio within"):
         await twilio(TwilioSms, stalled_url).send_sms(TO_NUMBER, "Hello")
 
 
@@ -397,8 +404,9 @@ async def test_sendgrid_that_never_answers_times_out_without_blocking_the_loop(
         await asyncio.sleep(0.02)
         ticks += 1
     assert ticks >= 5  # the event loop kept running while the request waited
-    with pytest.raises(TransientDeliveryError, match="unreachable"):
+    with pytest.raises(TransientDeliveryError, match="may have taken the message") as err:
         await send
+    assert err.value.may_have_been_sent
 
 
 # -- The fake validates like the real APIs ---------------------------------------------------------
@@ -477,7 +485,7 @@ async def test_credentials_from_the_environment_reach_the_configured_endpoint(
     assert fake.sms()[0].form["From"] == FROM_NUMBER
 
 
-async def test_dry_run_receipts_mask_addresses() -> None:
+async def test_dry_run_receipts_name_no_address() -> None:
     sms, voice, email = DryRunSms(), DryRunVoice(), DryRunEmail()
     receipts = [
         await sms.send_sms(TO_NUMBER, "Hello"),
@@ -485,11 +493,7 @@ async def test_dry_run_receipts_mask_addresses() -> None:
         await email.send_email("jordan.smith@example.org", "Hi", "Body", "k"),
     ]
     assert all(r.dry_run and r.provider_id is None for r in receipts)
-    assert [r.detail for r in receipts] == [
-        "dry run: would text ***0123",
-        "dry run: would call ***0123",
-        "dry run: would email j***@example.org",
-    ]
+    assert [r.detail for r in receipts] == ["dry run: nothing sent"] * 3
     assert not any(TO_NUMBER in r.detail or "jordan" in r.detail for r in receipts)
     outcome = await voice.call_outcome("anything")
     assert outcome is not None and outcome.result == AttemptResult.dry_run
@@ -528,3 +532,58 @@ async def test_sendgrid_requests_log_no_phi_or_secrets_even_at_debug(
     await _sendgrid(fake.base_url).send_email(TO_EMAIL, "Hi", "Please call Alex back.", "k")
     for secret in (TO_EMAIL, "Please call Alex back", SENDGRID_KEY):
         assert secret not in caplog.text
+
+
+# -- Retry-After and connection resets, the same for every provider ------------------------------
+
+
+@pytest.mark.parametrize("retry_after", ["7", "HTTP-DATE"])
+async def test_retry_after_is_passed_on_by_every_provider(
+    fake: FakeProviderServer, twilio: TwilioFactory, retry_after: str
+) -> None:
+    header = retry_after
+    if retry_after == "HTTP-DATE":
+        header = formatdate(time.time() + 7, usegmt=True)
+    sms, voice = twilio(TwilioSms, fake.base_url), twilio(TwilioVoice, fake.base_url)
+    fake.fail_next("Messages.json", 429, retry_after=header)
+    fake.fail_next("Calls.json", 503, retry_after=header)
+    fake.fail_next("/v3/mail/send", 429, retry_after=header)
+    errors = []
+    for send in (
+        sms.send_sms(TO_NUMBER, "Hello"),
+        voice.start_call(TO_NUMBER, "Hello"),
+        _sendgrid(fake.base_url).send_email(TO_EMAIL, "Hi", "Body", "k"),
+    ):
+        with pytest.raises(TransientDeliveryError) as raised:
+            await send
+        errors.append(raised.value)
+    for error in errors:
+        assert error.retry_after is not None and 5 <= error.retry_after <= 7
+        assert not error.may_have_been_sent
+        _no_phi(str(error))
+
+
+def test_retry_after_is_capped_and_junk_is_ignored() -> None:
+    assert parse_retry_after("86400") == RETRY_AFTER_CAP_SECONDS
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+    assert parse_retry_after("-5") == 0.0
+
+
+async def test_a_connection_reset_may_have_delivered_for_every_provider(
+    fake: FakeProviderServer, twilio: TwilioFactory
+) -> None:
+    sms, voice = twilio(TwilioSms, fake.base_url), twilio(TwilioVoice, fake.base_url)
+    for suffix in ("Messages.json", "Calls.json", "/v3/mail/send"):
+        fake.reset_next(suffix)
+    errors = []
+    for send in (
+        sms.send_sms(TO_NUMBER, "Hello"),
+        voice.start_call(TO_NUMBER, "Hello"),
+        _sendgrid(fake.base_url).send_email(TO_EMAIL, "Hi", "Body", "k"),
+    ):
+        with pytest.raises(TransientDeliveryError) as raised:
+            await send
+        errors.append(raised.value)
+    assert [e.may_have_been_sent for e in errors] == [True, True, True]
+    assert all("may have taken the message" in str(e) for e in errors)
+    assert len(fake.sms()) == len(fake.calls()) == len(fake.emails()) == 1  # they arrived

@@ -3,13 +3,14 @@ datetime read back timezone-aware in UTC."""
 
 from __future__ import annotations
 
+import traceback
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy.exc import IntegrityError, StatementError
 
+from models.answers import CaseOutcome
 from models.case import (
     AttemptResult,
     AttendanceReview,
@@ -21,8 +22,8 @@ from models.case import (
 )
 from models.directory import Channel
 from models.outreach import NoteRecord, OpenCaseRequest, StageChange
-from models.signals import CaseOutcome
 from store import CaseStore
+from store.errors import StoreError
 from tests import directory_data
 from tests.directory_data import outreach_request
 
@@ -102,7 +103,7 @@ async def test_directory_round_trip_keeps_contact_and_consent(case_store: CaseSt
 
 async def test_directory_import_is_one_transaction(case_store: CaseStore) -> None:
     broken = directory_data.client("C9").model_copy(update={"client_id": None})  # no validation
-    with pytest.raises(IntegrityError):  # the second client violates the primary key
+    with pytest.raises(StoreError):  # the second client violates the primary key
         await case_store.import_directory(
             directory_data.THERAPISTS, [*directory_data.CLIENTS, broken]
         )
@@ -294,7 +295,7 @@ async def test_datetimes_read_back_aware_in_utc(case_store: CaseStore) -> None:
     assert case.scheduled_start.hour == 20
 
     naive = _open("A9", at=datetime(2026, 11, 23, 15, 0))
-    with pytest.raises(StatementError, match="timezone-aware"):
+    with pytest.raises(StoreError, match="timezone-aware"):
         await case_store.open_case(naive)
 
 
@@ -306,3 +307,61 @@ async def test_from_url_creates_the_sqlite_directory(tmp_path: Path) -> None:
         assert (tmp_path / "new" / "dir" / "cases.db").exists()
     finally:
         await store.close()
+
+
+async def test_store_errors_never_quote_rows_or_parameters(case_store: CaseStore) -> None:
+    """Driver messages quote parameters (asyncpg: "invalid input for query argument $1:
+    {...}"); none of it may reach a terminal, a log or Temporal's history."""
+    secret = {"name": "Zelda Quartermaine", "phone": "+15555559876"}
+    broken = directory_data.client("C9").model_copy(update={"client_id": secret})
+    with pytest.raises(StoreError) as raised:
+        await case_store.import_directory([], [broken])
+    shown = "".join(traceback.format_exception(raised.value))
+    assert "Zelda" not in shown and "5559876" not in shown
+    assert str(raised.value).startswith("case store error (")
+    assert await case_store.client_ids() == set()
+
+
+async def test_withdrawn_consent_is_recorded_and_survives_a_reimport(case_store: CaseStore) -> None:
+    await case_store.import_directory(directory_data.THERAPISTS, [directory_data.client("C1")])
+    at = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    assert await case_store.withdraw_consent("C1", Channel.sms, at, "carrier opt-out, case X")
+    assert not await case_store.withdraw_consent("C1", Channel.sms, at, "carrier opt-out, case X")
+    assert not await case_store.withdraw_consent("nobody", Channel.sms, at, "x")
+    await case_store.import_directory([], [directory_data.client("C1")])  # the file says yes
+    client = await case_store.get_client("C1")
+    assert client is not None and not client.consent.sms and client.consent.voice
+    assert [(c.channel, c.granted, c.at, c.source) for c in client.consent_changes] == [
+        (Channel.sms, False, at, "carrier opt-out, case X")
+    ]
+    assert client.reachable_channels() == [Channel.voice, Channel.email]
+
+
+async def test_an_addendum_is_added_to_a_closed_cases_resolution(case_store: CaseStore) -> None:
+    resolution = _resolution(T0 + timedelta(hours=2))
+    await case_store.save_resolution(resolution)
+    entry = NoteEntry(at=resolution.closed_at + timedelta(days=1), author="T1", text="Late note")
+    assert await case_store.add_addendum(resolution.case_id, entry)
+    assert await case_store.add_addendum(resolution.case_id, entry)  # same entry: kept once
+    assert not await case_store.add_addendum("missed-session-none", entry)
+    stored = await case_store.get_resolution(resolution.case_id)
+    assert stored is not None and stored.addenda == [entry]
+    notes = await case_store.notes_for_case(resolution.case_id)
+    assert [n.text for n in notes if n.author == "T1"] == ["Late note"]
+
+
+async def test_a_case_ended_outside_the_procedure_is_closed_as_terminated(
+    case_store: CaseStore,
+) -> None:
+    await case_store.open_case(_open("A7"))
+    at = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    assert await case_store.mark_ended_outside("missed-session-A7", "TERMINATED", at)
+    assert not await case_store.mark_ended_outside("missed-session-A7", "TERMINATED", at)
+    case = await case_store.get_case("missed-session-A7")
+    assert case is not None and (case.stage, case.outcome, case.closed_at) == (
+        Stage.closed,
+        "terminated",
+        at,
+    )
+    notes = await case_store.notes_for_case("missed-session-A7")
+    assert "TERMINATED" in notes[0].text

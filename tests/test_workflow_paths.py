@@ -8,12 +8,11 @@ from zoneinfo import ZoneInfo
 
 from temporalio.testing import WorkflowEnvironment
 
+from models.answers import CaseOutcome
 from models.case import AttemptResult, Stage
-from models.signals import CaseOutcome
 from store.case_store import CaseStore
 from tests import directory_data
 from tests.harness import DEFAULT_POLICY, REACHED, Harness, harness
-from workflows.missed_session import MissedSessionWorkflow
 
 CLIENT_PHONE, CLIENT_EMAIL = "+15555550101", "alex@example.org"
 CONTACT_PHONE, CONTACT_EMAIL = "+15555550201", "jordan@example.org"
@@ -26,7 +25,7 @@ async def test_arrived_during_grace_closes_as_attended_late_without_outreach(
     async with harness(time_skipping_env, sqlite_store) as h:
         handle = await h.start()
         await time_skipping_env.sleep(timedelta(minutes=10))
-        await handle.signal(MissedSessionWorkflow.client_arrived, {"note": "front desk"})
+        await h.answer(handle, "client_arrived", note="front desk")
         resolution = await handle.result()
 
     assert resolution.outcome is CaseOutcome.attended_late
@@ -46,27 +45,25 @@ async def test_unreachable_client_escalates_to_emergency_contact_then_therapist_
         start = await time_skipping_env.get_current_time()
         handle = await h.start()
         status = await h.advance_to(handle, Stage.awaiting_therapist.value)
-        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
+        await h.answer(handle, "client_reached", **REACHED.model_dump(mode="json"))
         resolution = await handle.result()
 
-    order = [(s.channel, s.to) for s in h.providers.sent]
-    client_round = [("voice", CLIENT_PHONE), ("sms", CLIENT_PHONE), ("email", CLIENT_EMAIL)]
-    assert order == [
-        *client_round,
-        ("voice", CLIENT_PHONE),
-        ("sms", CLIENT_PHONE),
-        *client_round,
-        ("voice", CONTACT_PHONE),
-        ("sms", CONTACT_PHONE),
-        ("email", CONTACT_EMAIL),
-        ("email", THERAPIST_EMAIL),
-        ("sms", THERAPIST_PHONE),
-    ]
-    # When: first contact after the 20 min grace; rounds 30 min and 1 h apart; EC after round 3
-    # plus its 2 h wait.
-    minutes = [round((s.at - start).total_seconds() / 60) for s in h.providers.sent]
-    assert minutes[0] == 20 and minutes[3] == 50 and minutes[5] == 110
-    assert minutes[8] == 230 and minutes[11] == 290
+    # Channels of a round go out side by side; rounds 30 min and 1 h apart after the 20 min
+    # grace, the emergency contact after round 3 plus its 2 h wait, the therapist 1 h later.
+    by_minute: dict[int, set[tuple[str, str]]] = {}
+    for sent in h.providers.sent:
+        by_minute.setdefault(round((sent.at - start).total_seconds() / 60), set()).add(
+            (sent.channel, sent.to)
+        )
+    client_round = {("voice", CLIENT_PHONE), ("sms", CLIENT_PHONE), ("email", CLIENT_EMAIL)}
+    assert by_minute == {
+        20: client_round,
+        50: {("voice", CLIENT_PHONE), ("sms", CLIENT_PHONE)},
+        110: client_round,
+        230: {("voice", CONTACT_PHONE), ("sms", CONTACT_PHONE), ("email", CONTACT_EMAIL)},
+        290: {("email", THERAPIST_EMAIL), ("sms", THERAPIST_PHONE)},
+    }
+    assert len(h.providers.sent) == 13  # each step exactly once
     # The emergency contact learns nothing about why; the client's texts never say "therapy".
     for sent in h.providers.to(CONTACT_PHONE) + h.providers.to(CONTACT_EMAIL):
         assert "Alex" in sent.body and "contact their provider" in sent.body
@@ -78,15 +75,16 @@ async def test_unreachable_client_escalates_to_emergency_contact_then_therapist_
     assert resolution.outcome is CaseOutcome.reached_safe
     assert resolution.follow_up_plan.startswith("Keep next week's")
     assert resolution.fee.charged_cents == 7500
-    assert [a.result for a in resolution.attempts][:3] == [
-        AttemptResult.voicemail,
-        AttemptResult.sent,
-        AttemptResult.sent,
-    ]
+    first_round = {a.step: a.result for a in resolution.attempts[:3]}
+    assert first_round == {
+        "client/1/voice": AttemptResult.voicemail,
+        "client/1/sms": AttemptResult.sent,
+        "client/1/email": AttemptResult.sent,
+    }
     assert resolution.emergency_contact_note and "Contacted" in resolution.emergency_contact_note
     # Recorded in the store when it happened, and the resolution outlives Temporal.
     stored_attempts = await sqlite_store.attempts_for_case(resolution.case_id)
-    assert [a.step for a in stored_attempts] == [a.step for a in resolution.attempts]
+    assert sorted(a.step for a in stored_attempts) == sorted(a.step for a in resolution.attempts)
     assert await sqlite_store.get_resolution(resolution.case_id) == resolution
 
 
@@ -98,13 +96,13 @@ async def test_client_responding_after_first_sms_stops_outreach(
         await h.advance_to(handle, Stage.contacting_client.value)
         while not any(s.channel == "sms" for s in h.providers.sent):
             await time_skipping_env.sleep(timedelta(seconds=1))
-        await handle.signal(MissedSessionWorkflow.client_responded, {"via": "sms"})
+        await h.answer(handle, "client_responded", via="sms")
         resolution = await h.close_as_therapist(handle)
 
     recipients = [s.to for s in h.providers.sent]
     assert CONTACT_PHONE not in recipients and CONTACT_EMAIL not in recipients
     client_sends = [s.channel for s in h.providers.sent if s.to in (CLIENT_PHONE, CLIENT_EMAIL)]
-    assert client_sends in (["voice", "sms"], ["voice", "sms", "email"])
+    assert sorted(client_sends) == ["email", "sms", "voice"]  # round 1 only
     assert any("responded via sms" in n.text for n in resolution.notes)
 
 
@@ -162,15 +160,18 @@ async def test_invalid_number_is_recorded_and_outreach_moves_to_the_next_channel
         handle = await h.start(client_id="C4")
         resolution = await h.close_as_therapist(handle)
 
-    first_round = resolution.attempts[:3]
-    assert [(a.channel.value, a.result) for a in first_round] == [
-        ("voice", AttemptResult.invalid_recipient),
-        ("sms", AttemptResult.invalid_recipient),
-        ("email", AttemptResult.sent),
-    ]
-    # Not retried: each invalid-number attempt reached the provider exactly once.
-    assert h.providers.tries.count("voice:+15555550199") == 3  # one per round, never retried
-    assert "21211" in first_round[0].detail
+    client_steps = {a.step: a for a in resolution.attempts if a.recipient_role.value == "client"}
+    assert {step: a.result for step, a in client_steps.items()} == {
+        "client/1/voice": AttemptResult.invalid_recipient,
+        "client/1/sms": AttemptResult.invalid_recipient,
+        "client/1/email": AttemptResult.sent,
+        "client/3/email": AttemptResult.sent,  # round 2 is calls and texts only
+    }
+    # Tried once, never retried, and never called or texted again in this case.
+    assert h.providers.tries.count("voice:+15555550199") == 1
+    assert h.providers.tries.count("sms:+15555550199") == 1
+    assert "21211" in client_steps["client/1/voice"].detail
+    assert any("phone number is not used again" in n.text for n in resolution.notes)
 
 
 async def test_rate_limited_sms_is_retried_and_sent_once(
@@ -181,7 +182,7 @@ async def test_rate_limited_sms_is_retried_and_sent_once(
         handle = await h.start()
         await h.advance_to(handle, Stage.contacting_client.value)
         status = await h.advance_to(handle, Stage.awaiting_therapist.value)
-        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
+        await h.answer(handle, "client_reached", **REACHED.model_dump(mode="json"))
         await handle.result()
 
     first_sms = [t for t in h.providers.tries if t == f"sms:{CLIENT_PHONE}"]
@@ -198,12 +199,17 @@ async def test_provider_down_for_good_is_recorded_failed_and_outreach_goes_on(
         handle = await h.start(client_id="C3")
         resolution = await h.close_as_therapist(handle)
 
-    first_sms = next(a for a in resolution.attempts if a.step == "client/1/sms")
-    assert first_sms.result is AttemptResult.failed and "gave up after retries" in first_sms.detail
-    assert h.providers.tries.count(f"sms:{CLIENT_PHONE}") == 8 * 3  # 8 tries in each round
+    steps = {a.step: a for a in resolution.attempts}
+    first_sms = steps["client/1/sms"]
+    assert first_sms.result is AttemptResult.failed
+    assert "gave up after 5m" in first_sms.detail and "provider errors" in first_sms.detail
+    # Retried for the policy's message_retry_for (5 min), not longer.
+    assert timedelta(minutes=5) <= first_sms.at - steps["client/1/voice"].at < timedelta(minutes=7)
+    # The outage on SMS did not hold the call or the email of the same round.
+    assert steps["client/1/email"].result is AttemptResult.sent
+    assert steps["client/1/email"].at == steps["client/1/voice"].at
     stored = {a.step: a for a in await sqlite_store.attempts_for_case(resolution.case_id)}
     assert stored["client/1/sms"].result is AttemptResult.failed
-    assert stored["client/1/email"].result is AttemptResult.sent  # the next channel went on
 
 
 async def test_quiet_hours_defer_calls_and_texts_to_the_clients_morning(
@@ -218,16 +224,25 @@ async def test_quiet_hours_defer_calls_and_texts_to_the_clients_morning(
         await sqlite_store.import_directory([], [directory_data.client("C9", time_zone=zone)])
         handle = await h.start(client_id="C9", policy=DEFAULT_POLICY, scheduled_start=now)
         status = await h.advance_to(handle, Stage.contacting_client.value)
-        assert status.next_action and "quiet hours" in status.next_action.description
-        while not h.providers.sent:
+        while len(status.deferred) < 2:
+            await time_skipping_env.sleep(timedelta(minutes=1))
+            status = await h.status(handle)
+        while len(h.providers.sent) < 3:
             await time_skipping_env.sleep(timedelta(hours=1))
-        await handle.signal(MissedSessionWorkflow.client_responded, {"via": "phone"})
+        await h.answer(handle, "client_responded", via="phone")
         await h.close_as_therapist(handle)
 
-    first = h.providers.sent[0]
-    local = first.at.astimezone(ZoneInfo(zone))
-    assert (first.channel, local.hour, local.minute) == ("voice", 8, 0)
-    assert first.at - now > timedelta(hours=8)
+    assert {d.description for d in status.deferred} == {
+        "Call to client, round 1 (quiet hours)",
+        "SMS to client, round 1 (quiet hours)",
+    }
+    email, *phone = h.providers.sent[:3]
+    # The email went when the grace wait ended; the call and the text waited for 08:00 there.
+    assert email.channel == "email" and email.at - now < timedelta(minutes=21)
+    assert {p.channel for p in phone} == {"voice", "sms"}
+    for sent in phone:
+        local = sent.at.astimezone(ZoneInfo(zone))
+        assert (local.hour, local.minute) == (8, 0) and sent.at - now > timedelta(hours=8)
 
 
 async def test_silent_therapist_gets_reminders_then_supervisor(
@@ -239,7 +254,7 @@ async def test_silent_therapist_gets_reminders_then_supervisor(
         waiting_since = status.stage_since
         await time_skipping_env.sleep(timedelta(hours=30))
         status = await h.status(handle)
-        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
+        await h.answer(handle, "client_reached", **REACHED.model_dump(mode="json"))
         resolution = await handle.result()
 
     therapist_emails = [s for s in h.providers.sent if s.to == THERAPIST_EMAIL]
@@ -250,7 +265,7 @@ async def test_silent_therapist_gets_reminders_then_supervisor(
     assert round((supervisor[0].at - waiting_since).total_seconds() / 3600) == 24
     assert "Dr. Maya Lin" in supervisor[0].body and "Alex" not in supervisor[0].body
     assert status.supervisor_notified and status.escalation_level == 4
-    assert resolution.outcome is CaseOutcome.reached_safe  # only the therapist's signal closes
+    assert resolution.outcome is CaseOutcome.reached_safe  # only the therapist's close-out closes
 
 
 async def test_acknowledgement_pauses_reminders_then_they_resume(
@@ -261,10 +276,10 @@ async def test_acknowledgement_pauses_reminders_then_they_resume(
         status = await h.advance_to(handle, Stage.awaiting_therapist.value)
         waiting_since = status.stage_since
         await time_skipping_env.sleep(timedelta(hours=2))
-        await handle.signal(MissedSessionWorkflow.acknowledged, {"by": "T1"})
+        await h.answer(handle, "acknowledged", by="T1")
         await time_skipping_env.sleep(timedelta(hours=13))
         status = await h.status(handle)
-        await handle.signal(MissedSessionWorkflow.client_reached, REACHED)
+        await h.answer(handle, "client_reached", **REACHED.model_dump(mode="json"))
         await handle.result()
 
     therapist_emails = [s for s in h.providers.sent if s.to == THERAPIST_EMAIL]

@@ -3,29 +3,51 @@
 Wait a grace period (they may still arrive); reach out again, leaving a caring message; try the
 emergency contact if the client consented; hand the case to the therapist and wait, reminding
 them and escalating to a supervisor, until they confirm the client's status; review attendance,
-decide the fee, document everything. Every await is a durable timer, a condition on signals,
-or an activity. No I/O, no wall clock, no randomness here.
+decide the fee, document everything.
+
+People answer a case through Workflow Updates (validated before anything enters history). The
+therapist's close-out ends the case at any stage: the procedure runs as its own task, which the
+close-out cancels; a message already handed to a provider is recorded, nothing new is sent.
+
+Every await is a durable timer, a condition on what Updates set, or an activity. No I/O, no wall
+clock, no randomness here. A change to the commands this code issues goes behind
+`workflow.patched` (see README, "Versioning"); tests/histories/ replay in CI.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
+    from pydantic import BaseModel
 
     from activities.case_records import CaseRecordActivities
+    from activities.clock import next_send_time
     from activities.outreach import OutreachActivities
+    from models.answers import (
+        Acknowledged,
+        AddNote,
+        AnswerReceipt,
+        CaseOutcome,
+        ClientArrived,
+        ClientReached,
+        ClientResponded,
+    )
     from models.case import (
         Attempt,
+        AttemptResult,
+        CarriedState,
         CaseContext,
         CaseStatus,
+        Closing,
         EscalationLevel,
         MissedSessionInput,
         NextAction,
@@ -35,43 +57,45 @@ with workflow.unsafe.imports_passed_through():
         RecipientRole,
         RejectedSignal,
         Resolution,
+        StaffSituation,
         Stage,
+        TherapistWait,
     )
     from models.directory import Channel
     from models.durations import format_duration
+    from models.edge import EdgeError, at_edge
     from models.fees import assess_fee
     from models.outreach import (
         AttendanceQuery,
-        FailedOutreach,
         NoteRecord,
         OpenCaseRequest,
         OutreachRequest,
+        SendTimeQuery,
         StageChange,
     )
-    from models.quiet_hours import next_allowed_send_time
-    from models.signals import (
-        Acknowledged,
-        AddNote,
-        CaseOutcome,
-        ClientArrived,
-        ClientReached,
-        ClientResponded,
-    )
+    from models.report import local_label
     from workflows import search_attributes as sa
 
-SignalModel = TypeVar("SignalModel", bound=BaseModel)
+AnswerModel = TypeVar("AnswerModel", bound=BaseModel)
 
-# Messages: providers throttle and fail; retry with backoff, then record the failure and go on.
+# Messages: a provider error is retried by the activity's own clock (the policy's
+# `message_retry_for`) and then recorded failed. Anything else (a bug, a misconfiguration) keeps
+# retrying, visible as a failing activity in the Web UI, and the case resumes once it is fixed.
 MESSAGE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5),
     backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    maximum_attempts=8,
+    maximum_interval=timedelta(minutes=1),
 )
 # The case store: never give up on documentation; a database outage just delays the case.
 STORE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
+STORE_TIMEOUT = timedelta(seconds=30)
+CALL_HEARTBEAT = timedelta(seconds=30)  # a close-out reaches a ringing call within this
+# Past this many events the therapist wait continues as new with the case state, so a case
+# that waits for months keeps a small history (Temporal warns at 10,240 events).
+HISTORY_EVENT_BUDGET = 600
+LONGEST_TIMER = timedelta(days=3650)  # lenient input never makes an impossible timer
 
 _CHANNEL_LABEL = {Channel.voice: "Call", Channel.sms: "SMS", Channel.email: "Email"}
 _ROLE_LABEL = {
@@ -79,6 +103,15 @@ _ROLE_LABEL = {
     RecipientRole.emergency_contact: "emergency contact",
     RecipientRole.therapist: "therapist",
     RecipientRole.supervisor: "supervisor",
+    RecipientRole.on_call: "on-call",
+}
+_UNUSABLE_RESULTS = {AttemptResult.opted_out, AttemptResult.invalid_recipient}
+_CLOSING_TEXT = {
+    CaseOutcome.attended_late: ("Client arrived during the grace wait.", "None needed."),
+    CaseOutcome.cancelled_by_operator: (
+        "Cancelled by an operator in Temporal before the therapist closed the case.",
+        "None recorded: the therapist should document the client's status.",
+    ),
 }
 
 
@@ -88,60 +121,113 @@ class MissedSessionWorkflow:
     def __init__(self, case: MissedSessionInput) -> None:
         self._case = case
         self._policy = case.policy
+        self._reached: ClientReached | None = None
+        self._acknowledged = False  # wakes the therapist wait to recompute its deadlines
+        self._continue_as_new = False
+        carried = case.carried
+        if carried is not None:  # a new run of a case that continued as new
+            self._status = carried.status
+            self._context: CaseContext | None = carried.context
+            self._opened_at = carried.opened_at
+            self._notes_recorded = carried.notes_recorded
+            self._wait: TherapistWait | None = carried.wait
+            self._runs = carried.runs + 1
+            return
         self._status = CaseStatus(
             case_id=workflow.info().workflow_id,
             appointment_id=case.appointment_id,
             stage=Stage.grace_wait,
             stage_since=workflow.now(),
         )
-        self._context: CaseContext | None = None
-        self._arrived = False
-        self._reached: ClientReached | None = None
-        self._acknowledged = False  # set by the signal, consumed by the therapist wait loop
+        self._context = None
+        self._opened_at = workflow.now()
         self._notes_recorded = 0
+        self._wait = None
+        self._runs = 1
 
-    # ------------------------------------------------------------------ the procedure
+    # ------------------------------------------------------------------ the case
     @workflow.run
     async def run(self, case: MissedSessionInput) -> Resolution:
-        opened_at = workflow.now()
-        self._upsert_search_attributes()
-        self._context = await workflow.execute_activity_method(
-            CaseRecordActivities.open_case,
-            OpenCaseRequest(
-                case_id=self._status.case_id,
-                appointment_id=case.appointment_id,
-                client_id=case.client_id,
-                therapist_id=case.therapist_id,
-                scheduled_start=case.scheduled_start,
-                policy_name=self._policy.name,
-                opened_at=opened_at,
-            ),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=STORE_RETRY,
-            summary="Open the case record",
-        )
+        procedure: asyncio.Task[None] | None = None
+        try:
+            self._upsert_search_attributes()
+            if self._context is None:
+                self._context = await self._open_case()
+            procedure = asyncio.create_task(self._procedure())
+            await workflow.wait_condition(
+                lambda: procedure.done() or self._status.closing is not None
+            )
+            if not procedure.done():  # a close-out: stop all outreach at once
+                await _stop(procedure)
+            if not procedure.cancelled():
+                procedure.result()  # a bug in the procedure fails the workflow task, visibly
+            if self._status.closing is None and self._continue_as_new:
+                await self._flush_notes()
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._carry())
+            return await self._close()
+        except asyncio.CancelledError:
+            # "Request Cancellation" in the Web UI: document it like any other close.
+            if self._status.closing is None:
+                self._set_closing(CaseOutcome.cancelled_by_operator, "operator")
+            if procedure is not None and not procedure.done():
+                await _stop(procedure)
+            await self._close()
+            raise
 
+    async def _procedure(self) -> None:
+        """Seed 004's procedure, from the grace wait to the therapist's confirmation. Returns
+        only when the history is long enough to continue as new; a close-out cancels it."""
+        if self._wait is None:
+            await self._first_pass()
+        await self._wait_for_therapist()
+
+    async def _first_pass(self) -> None:
+        case, policy = self._case, self._policy
         # 1. Wait a reasonable time: the client may still arrive.
-        grace_ends = max(case.scheduled_start + self._policy.grace, opened_at)
-        self._next(f"Grace wait ends (policy {format_duration(self._policy.grace)})", grace_ends)
-        if await self._within(grace_ends - workflow.now(), lambda: self._arrived, "grace wait"):
-            return await self._close(attended=True, opened_at=opened_at)
+        grace_ends = max(case.scheduled_start + policy.grace, self._opened_at)
+        self._next(f"Grace wait ends (policy {format_duration(policy.grace)})", grace_ends)
+        await self._within(grace_ends - workflow.now(), lambda: False, "grace wait")
 
-        # 2. Reach out again, leaving a caring message.
+        # 2. Reach out again, leaving a caring message (the therapist of a high-risk client
+        #    hears at once that outreach has started).
         await self._enter(Stage.contacting_client, EscalationLevel.client_outreach)
+        heads_up = None
+        if self._ctx().client_risk in policy.notify_therapist_at_start:
+            self._status.therapist_told_at_start = True
+            heads_up = asyncio.create_task(
+                self._notify_staff(
+                    RecipientRole.therapist,
+                    Purpose.therapist_outreach_started,
+                    "outreach-started",
+                    situation=StaffSituation.outreach_started,
+                )
+            )
         await self._contact_client()
 
         # 3. Contact the emergency contact, only with recorded consent.
         if not self._status.client_responded:
             await self._contact_emergency_contact()
+        if heads_up is not None:
+            await heads_up
 
         # 4. The therapist confirms; remind them and escalate while waiting, without a limit.
         await self._enter(Stage.awaiting_therapist, EscalationLevel.therapist)
-        await self._notify_staff(RecipientRole.therapist, Purpose.therapist_confirmation, "confirm")
-        await self._wait_for_therapist()
-
-        # 5. Review session patterns, decide the fee, document.
-        return await self._close(attended=False, opened_at=opened_at)
+        situation = (
+            StaffSituation.client_responded
+            if self._status.client_responded
+            else StaffSituation.nobody_reached
+        )
+        await self._notify_staff(
+            RecipientRole.therapist, Purpose.therapist_confirmation, "confirm", situation=situation
+        )
+        now = workflow.now()
+        self._wait = TherapistWait(
+            started=now,
+            next_reminder=now + policy.therapist_reminder_every,
+            supervisor_due=now + policy.supervisor_after,
+            next_renotify=now + policy.supervisor_renotify_every,
+        )
 
     async def _contact_client(self) -> None:
         context = self._ctx()
@@ -150,11 +236,13 @@ class MissedSessionWorkflow:
             return
         rounds = self._policy.client_rounds(context.client_risk)
         for number, outreach_round in enumerate(rounds, start=1):
-            for channel in outreach_round.channels:
-                if self._status.client_responded:
-                    return
-                if channel in context.client.channels:
-                    await self._send(
+            if self._status.client_responded:
+                return
+            # Channels of a round go out side by side: a call deferred by quiet hours or a
+            # provider outage on one channel does not hold the others.
+            await asyncio.gather(
+                *(
+                    self._send(
                         channel,
                         RecipientRole.client,
                         Purpose.client_outreach,
@@ -162,7 +250,12 @@ class MissedSessionWorkflow:
                         reach=context.client,
                         round_number=number,
                     )
-            self._next(f"Wait for the client to respond (round {number})")
+                    for channel in outreach_round.channels
+                    if channel in context.client.channels
+                )
+            )
+            ends = workflow.now() + outreach_round.then_wait
+            self._next(f"Wait for the client to respond (round {number})", ends)
             if await self._within(
                 outreach_round.then_wait,
                 lambda: self._status.client_responded,
@@ -179,80 +272,117 @@ class MissedSessionWorkflow:
             await self._document(f"Emergency contact not contacted: {reason}.")
             return
         await self._enter(Stage.contacting_emergency_contact, EscalationLevel.emergency_contact)
-        sent = []
-        for channel in self._policy.emergency_contact_channels:
-            if channel in contact.channels and not self._status.client_responded:
-                attempt = await self._send(
+        attempts = await asyncio.gather(
+            *(
+                self._send(
                     channel,
                     RecipientRole.emergency_contact,
                     Purpose.emergency_contact_check,
                     step=f"emergency_contact/{channel.value}",
                     reach=contact,
                 )
-                if attempt is not None:
-                    sent.append(f"{_CHANNEL_LABEL[channel]}: {attempt.result.value}")
+                for channel in self._policy.emergency_contact_channels
+                if channel in contact.channels
+            )
+        )
+        sent = [f"{_CHANNEL_LABEL[a.channel]}: {a.result.value}" for a in attempts if a]
         self._status.emergency_contact_note = (
             f"Contacted ({', '.join(sent)})." if sent else "Not contacted: the client responded."
         )
-        self._next("Wait for the client to respond after the emergency contact")
+        wait = self._policy.emergency_contact_wait
+        self._next("Wait for the client to respond after the emergency contact", self._in(wait))
         await self._within(
-            self._policy.emergency_contact_wait,
+            wait,
             lambda: self._status.client_responded,
             "wait for client response after the emergency contact",
         )
 
     async def _wait_for_therapist(self) -> None:
-        """Wait, with no time limit, for `client_reached`. Reminders every interval (bounded by
-        the policy, so history stays small), the supervisor once past the threshold; an
-        acknowledgement pauses both for the policy's acknowledgement pause."""
-        policy, started = self._policy, workflow.now()
-        next_reminder = started + policy.therapist_reminder_every
-        supervisor_due = started + policy.supervisor_after
-        while self._reached is None:
-            now = workflow.now()
-            paused_until = self._status.acknowledged_until
-            resume = paused_until if paused_until and paused_until > now else now
-            due: list[tuple[datetime, str]] = []
-            if self._status.therapist_reminders_sent < policy.therapist_max_reminders:
-                due.append((max(next_reminder, resume), "reminder"))
-            if self._ctx().supervisor is not None and not self._status.supervisor_notified:
-                due.append((max(supervisor_due, resume), "supervisor"))
-            self._acknowledged = False
-            if not due:
-                self._next("Wait for the therapist's confirmation (no further reminders)")
-                await workflow.wait_condition(lambda: self._reached is not None)
+        """Wait, with no time limit, for the close-out. Reminders every interval up to the
+        policy's maximum, the supervisor once past the threshold, then the supervisor (or the
+        practice's on-call address, or the therapist) again every `supervisor_renotify_every`:
+        nothing waits silently. An acknowledgement pauses all of them for a while."""
+        policy, wait, status = self._policy, self._wait, self._status
+        assert wait is not None
+        while True:
+            if workflow.info().get_current_history_length() > HISTORY_EVENT_BUDGET:
+                self._continue_as_new = True
                 return
+            now = workflow.now()
+            paused_until = status.acknowledged_until
+            resume = paused_until if paused_until and paused_until > now else now
+            reminders_left = status.therapist_reminders_sent < policy.therapist_max_reminders
+            supervisor_pending = self._ctx().supervisor is not None and not (
+                status.supervisor_notified
+            )
+            due: list[tuple[datetime, str]] = []
+            if reminders_left:
+                due.append((max(wait.next_reminder, resume), "reminder"))
+            if supervisor_pending:
+                due.append((max(wait.supervisor_due, resume), "supervisor"))
+            if not reminders_left and not supervisor_pending:
+                renotify = wait.next_renotify or now
+                due.append((max(renotify, resume), "renotify"))
             at, action = min(due)
-            label = "Remind the therapist" if action == "reminder" else "Notify the supervisor"
-            self._next(label, at)
+            labels = {
+                "reminder": "Remind the therapist",
+                "supervisor": "Notify the supervisor",
+                "renotify": f"Tell the {_ROLE_LABEL[self._renotify_role()]} again",
+            }
+            self._next(labels[action], at)
+            self._acknowledged = False
             if await self._within(
-                at - now,
-                lambda: self._reached is not None or self._acknowledged,
-                "wait for the therapist's confirmation",
+                at - now, lambda: self._acknowledged, "wait for the therapist's close-out"
             ):
-                continue  # reached, or acknowledged: recompute the deadlines
+                continue  # acknowledged: recompute the deadlines
+            waited = workflow.now() - wait.started
             if action == "reminder":
-                self._status.therapist_reminders_sent += 1
-                count = self._status.therapist_reminders_sent
+                status.therapist_reminders_sent += 1
                 await self._notify_staff(
-                    RecipientRole.therapist, Purpose.therapist_reminder, f"reminder/{count}"
+                    RecipientRole.therapist,
+                    Purpose.therapist_reminder,
+                    f"reminder/{status.therapist_reminders_sent}",
                 )
-                next_reminder = workflow.now() + policy.therapist_reminder_every
-            else:
-                self._status.supervisor_notified = True
-                self._status.escalation_level = EscalationLevel.supervisor
+                wait.next_reminder = workflow.now() + policy.therapist_reminder_every
+            elif action == "supervisor":
+                status.supervisor_notified = True
+                status.escalation_level = EscalationLevel.supervisor
                 self._upsert_search_attributes()
                 await self._notify_staff(
                     RecipientRole.supervisor,
                     Purpose.supervisor_escalation,
                     "escalation",
-                    waited=workflow.now() - started,
+                    waited=waited,
                 )
+            else:
+                status.supervisor_reminders_sent += 1
+                role = self._renotify_role()
+                await self._notify_staff(
+                    role,
+                    Purpose.therapist_reminder
+                    if role is RecipientRole.therapist
+                    else Purpose.supervisor_reminder,
+                    f"renotice/{status.supervisor_reminders_sent}",
+                    waited=waited,
+                )
+            wait.next_renotify = workflow.now() + policy.supervisor_renotify_every
 
-    async def _close(self, attended: bool, opened_at: datetime) -> Resolution:
-        case, context = self._case, self._ctx()
+    def _renotify_role(self) -> RecipientRole:
+        context = self._ctx()
+        if context.supervisor is not None:
+            return RecipientRole.supervisor
+        if context.on_call is not None:
+            return RecipientRole.on_call
+        return RecipientRole.therapist
+
+    async def _close(self) -> Resolution:
+        """Review session patterns, decide the fee, document: the resolution outlives Temporal."""
+        case, closing = self._case, self._status.closing
+        assert closing is not None
+        self._status.deferred = []
         self._next("Review attendance and record the resolution")
         await self._flush_notes()
+        attended = closing.outcome is CaseOutcome.attended_late
         review = await workflow.execute_activity_method(
             CaseRecordActivities.review_attendance,
             AttendanceQuery(
@@ -264,12 +394,17 @@ class MissedSessionWorkflow:
                 threshold=self._policy.attendance_flag_threshold,
                 attended=attended,
             ),
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=STORE_TIMEOUT,
             retry_policy=STORE_RETRY,
             summary="Review attendance",
         )
         reached = self._reached
-        fee_decision = reached.fee if reached else None
+        note, plan = (
+            (reached.note, reached.follow_up_plan)
+            if reached
+            else _CLOSING_TEXT.get(closing.outcome, ("", ""))
+        )
+        payer_allows = bool(self._context and self._context.payer_allows_no_show_fee)
         resolution = Resolution(
             case_id=self._status.case_id,
             appointment_id=case.appointment_id,
@@ -277,15 +412,13 @@ class MissedSessionWorkflow:
             therapist_id=case.therapist_id,
             scheduled_start=case.scheduled_start,
             policy_name=self._policy.name,
-            opened_at=opened_at,
+            opened_at=self._opened_at,
             closed_at=workflow.now(),
-            outcome=reached.outcome if reached else CaseOutcome.attended_late,
-            closed_by=reached.by if reached else "client_arrived",
-            note=reached.note if reached else "Client arrived during the grace wait.",
-            follow_up_plan=(
-                reached.follow_up_plan if reached else "None needed; the session took place."
-            ),
-            fee=assess_fee(self._policy, context.payer_allows_no_show_fee, fee_decision, attended),
+            outcome=closing.outcome,
+            closed_by=closing.by,
+            note=note,
+            follow_up_plan=plan,
+            fee=assess_fee(self._policy, payer_allows, reached.fee if reached else None, attended),
             attendance=review,
             attendance_flagged=review.flagged,
             attempts=self._status.attempts,
@@ -294,10 +427,10 @@ class MissedSessionWorkflow:
             emergency_contact_note=self._status.emergency_contact_note,
             dry_run=any(a.dry_run for a in self._status.attempts),
         )
-        await workflow.execute_activity_method(
+        resolution = await workflow.execute_activity_method(
             CaseRecordActivities.record_resolution,
             resolution,
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=STORE_TIMEOUT,
             retry_policy=STORE_RETRY,
             summary="Record the documented resolution",
         )
@@ -308,70 +441,149 @@ class MissedSessionWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return resolution
 
-    # ------------------------------------------------------------------ signals and query
-    @workflow.signal
-    def client_arrived(self, payload: RawValue) -> None:
-        arrival = self._accept("client_arrived", ClientArrived, payload)
-        if arrival is None or self._status.stage is Stage.closed:
-            return
-        if self._status.stage is Stage.grace_wait:
-            self._arrived = True
-        else:  # after the grace wait, arriving is a response: outreach stops, therapist closes
-            self._status.client_responded = True
-            self._append_note("system", "Client arrived after outreach had begun.")
-
-    @workflow.signal
-    def client_responded(self, payload: RawValue) -> None:
-        response = self._accept("client_responded", ClientResponded, payload)
-        if response is None:
-            return
-        self._status.client_responded = True
-        text = f"Client responded via {response.via}." + (
-            f" {response.note}" if response.note else ""
+    # ------------------------------------------------------------------ answers (Updates)
+    # Each validator runs before anything enters history and rejects with the reason in the
+    # product's words; the handler then decodes leniently (a replay by newer code must too).
+    @workflow.update
+    def client_reached(self, answer: RawValue) -> AnswerReceipt:
+        """The therapist's close-out: ends the case at any stage."""
+        self._reached = _decode(ClientReached, answer)
+        self._set_closing(self._reached.outcome, self._reached.by)
+        return self._receipt(
+            f"closed as {self._reached.outcome.value}; outreach stopped, "
+            "the documented resolution is being recorded"
         )
-        self._append_note("system", text)
 
-    @workflow.signal
-    def acknowledged(self, payload: RawValue) -> None:
-        ack = self._accept("acknowledged", Acknowledged, payload)
-        if ack is None:
-            return
-        self._status.acknowledged_until = workflow.now() + self._policy.acknowledgement_pause
+    @client_reached.validator
+    def _validate_client_reached(self, answer: RawValue) -> None:
+        self._check_open()
+        _validated(ClientReached, answer)
+
+    @workflow.update
+    def client_arrived(self, answer: RawValue) -> AnswerReceipt:
+        arrival = _decode(ClientArrived, answer)
+        if self._status.stage is Stage.grace_wait:
+            self._set_closing(CaseOutcome.attended_late, "client_arrived")
+            if arrival.note:
+                self._append_note("front desk", arrival.note)
+            return self._receipt("closed as attended late; nothing was sent")
+        self._status.client_responded = True
+        self._append_note("system", "Client arrived after outreach had begun." + _tail(arrival))
+        return self._receipt("outreach stops; the therapist still closes the case")
+
+    @client_arrived.validator
+    def _validate_client_arrived(self, answer: RawValue) -> None:
+        self._check_open()
+        _validated(ClientArrived, answer)
+
+    @workflow.update
+    def client_responded(self, answer: RawValue) -> AnswerReceipt:
+        response = _decode(ClientResponded, answer)
+        self._status.client_responded = True
+        self._append_note("system", f"Client responded via {response.via}." + _tail(response))
+        return self._receipt(
+            "outreach to the client and the emergency contact stops; "
+            "the therapist still closes the case"
+        )
+
+    @client_responded.validator
+    def _validate_client_responded(self, answer: RawValue) -> None:
+        self._check_open()
+        _validated(ClientResponded, answer)
+
+    @workflow.update
+    def acknowledged(self, answer: RawValue) -> AnswerReceipt:
+        ack = _decode(Acknowledged, answer)
+        until = workflow.now() + self._policy.acknowledgement_pause
+        self._status.acknowledged_until = until
         self._acknowledged = True
         pause = format_duration(self._policy.acknowledgement_pause)
-        self._append_note(ack.by, f"Acknowledged; reminders paused for {pause}. {ack.note}".strip())
+        self._append_note(ack.by, f"Acknowledged; reminders paused for {pause}." + _tail(ack))
+        return self._receipt(f"reminders paused until {local_label(until, self._staff_zone())}")
 
-    @workflow.signal
-    def client_reached(self, payload: RawValue) -> None:
-        reached = self._accept("client_reached", ClientReached, payload)
-        if reached is not None and self._reached is None:
-            self._reached = reached
+    @acknowledged.validator
+    def _validate_acknowledged(self, answer: RawValue) -> None:
+        self._check_open()
+        _validated(Acknowledged, answer)
 
-    @workflow.signal
-    async def add_note(self, payload: RawValue) -> None:
-        note = self._accept("add_note", AddNote, payload)
-        if note is not None:
-            self._append_note(note.author, note.text)
-            await self._flush_notes()
+    @workflow.update
+    async def add_note(self, answer: RawValue) -> AnswerReceipt:
+        note = _decode(AddNote, answer)
+        self._append_note(note.author, note.text)
+        await self._flush_notes()
+        return self._receipt("note recorded in the case")
+
+    @add_note.validator
+    def _validate_add_note(self, answer: RawValue) -> None:
+        if self._status.stage is Stage.closed:
+            self._check_open()
+        _validated(AddNote, answer)
+
+    @workflow.signal(dynamic=True)
+    def any_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """Answers are Updates. A signal (from the Web UI's "Send a Signal", or an old script)
+        is never decoded, so no payload can wedge the case; it is recorded as rejected."""
+        self._status.rejected_signals.append(
+            RejectedSignal(
+                at=workflow.now(),
+                signal=name[:100],
+                error="signals are not accepted: send the Update of the same name instead",
+            )
+        )
+        workflow.logger.warning("rejected a signal: answers are Updates")
+        self._render_details()
 
     @workflow.query
     def case_status(self) -> CaseStatus:
         return self._status
 
-    def _accept(self, name: str, model: type[SignalModel], payload: RawValue) -> SignalModel | None:
-        """Validate a signal; a malformed one is recorded as rejected and otherwise ignored."""
-        try:
-            data = workflow.payload_converter().from_payload(payload.payload)
-            return model.model_validate(data)
-        except (ValidationError, ValueError, TypeError) as exc:
-            error = _describe_error(exc)
-            self._status.rejected_signals.append(
-                RejectedSignal(at=workflow.now(), signal=name, error=error)
+    def _check_open(self) -> None:
+        closing = self._status.closing
+        if closing is not None:
+            when = local_label(closing.at, self._staff_zone())
+            raise ApplicationError(
+                f"case is already closed: {closing.outcome.value} by {closing.by} at {when}",
+                type="CaseClosed",
+                non_retryable=True,
             )
-            workflow.logger.warning("rejected malformed signal %s: %s", name, error)
-            return None
+
+    def _set_closing(self, outcome: CaseOutcome, by: str) -> None:
+        self._status.closing = Closing(outcome=outcome, by=by, at=workflow.now())
+        self._render_details()
+
+    def _receipt(self, accepted: str) -> AnswerReceipt:
+        return AnswerReceipt(case_id=self._status.case_id, accepted=accepted)
+
+    def _staff_zone(self) -> str:
+        return self._context.therapist.time_zone if self._context else "UTC"
 
     # ------------------------------------------------------------------ steps
+    async def _open_case(self) -> CaseContext:
+        case = self._case
+        try:  # lenient input may still hold dates no timer can reach: fail visibly, not stuck
+            _ = case.scheduled_start + self._policy.grace + LONGEST_TIMER
+        except OverflowError:
+            raise ApplicationError(
+                "case input cannot be processed: scheduled_start is out of range",
+                type="InvalidCaseInput",
+                non_retryable=True,
+            ) from None
+        return await workflow.execute_activity_method(
+            CaseRecordActivities.open_case,
+            OpenCaseRequest(
+                case_id=self._status.case_id,
+                appointment_id=case.appointment_id,
+                client_id=case.client_id,
+                therapist_id=case.therapist_id,
+                scheduled_start=case.scheduled_start,
+                policy_name=self._policy.name,
+                opened_at=self._opened_at,
+            ),
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+            summary="Open the case record",
+        )
+
     async def _send(
         self,
         channel: Channel,
@@ -381,27 +593,43 @@ class MissedSessionWorkflow:
         reach: RecipientReach,
         round_number: int | None = None,
         waited: timedelta | None = None,
+        situation: StaffSituation | None = None,
     ) -> Attempt | None:
-        """Send one message. Calls and texts wait out the recipient's quiet hours; a client
-        response during that wait cancels client and emergency-contact messages, the
-        therapist's close-out cancels staff messages."""
+        """Send one message, unless its address proved unusable in this case. Calls and texts
+        wait out the recipient's quiet hours; a client response during that wait cancels
+        client and emergency-contact messages."""
+        self._stop_if_closing()
+        address = f"{role.value}/{'email' if channel is Channel.email else 'phone'}"
+        if address in self._status.unusable:
+            return None
         label = f"{_CHANNEL_LABEL[channel]} to {_ROLE_LABEL[role]}" + (
             f", round {round_number}" if round_number else ""
         )
-        stop: Callable[[], bool] = (
-            (lambda: self._status.client_responded)
-            if role in (RecipientRole.client, RecipientRole.emergency_contact)
-            else (lambda: self._reached is not None)
-        )
-        if channel is not Channel.email:
-            allowed = next_allowed_send_time(
-                workflow.now(), reach.time_zone, self._policy.quiet_hours
+        about_client = role in (RecipientRole.client, RecipientRole.emergency_contact)
+
+        def stop() -> bool:
+            return about_client and self._status.client_responded
+
+        if channel is not Channel.email and self._policy.quiet_hours.enabled:
+            allowed = await workflow.execute_local_activity(
+                next_send_time,
+                SendTimeQuery(
+                    now=workflow.now(), time_zone=reach.time_zone, quiet=self._policy.quiet_hours
+                ),
+                start_to_close_timeout=timedelta(seconds=10),
+                summary="Quiet hours?",
             )
             if allowed > workflow.now():
-                self._next(f"{label} (deferred: quiet hours)", allowed)
-                if await self._within(allowed - workflow.now(), stop, "quiet hours"):
-                    return None
-        self._next(label, workflow.now())
+                deferral = NextAction(description=f"{label} (quiet hours)", at=allowed)
+                self._status.deferred.append(deferral)
+                self._render_details()
+                try:
+                    if await self._within(allowed - workflow.now(), stop, "quiet hours"):
+                        return None
+                finally:
+                    self._status.deferred.remove(deferral)
+        if stop():
+            return None
         request = OutreachRequest(
             case_id=self._status.case_id,
             appointment_id=self._case.appointment_id,
@@ -414,6 +642,8 @@ class MissedSessionWorkflow:
             therapist_id=self._case.therapist_id,
             scheduled_start=self._case.scheduled_start,
             waited=waited,
+            situation=situation,
+            give_up_after=self._policy.message_retry_for,
         )
         method = {
             Channel.voice: OutreachActivities.place_call,
@@ -427,25 +657,32 @@ class MissedSessionWorkflow:
                 start_to_close_timeout=(
                     timedelta(minutes=15) if channel is Channel.voice else timedelta(minutes=1)
                 ),
-                heartbeat_timeout=timedelta(minutes=2) if channel is Channel.voice else None,
+                heartbeat_timeout=CALL_HEARTBEAT if channel is Channel.voice else None,
                 retry_policy=MESSAGE_RETRY,
+                # A message handed to a provider is recorded even when the case closes meanwhile.
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 summary=label,
             )
-        except ActivityError as err:  # retries ran out: document it, go on to the next channel
-            attempt = await workflow.execute_activity_method(
-                CaseRecordActivities.record_failed_outreach,
-                FailedOutreach(
-                    request=request,
-                    detail=f"gave up after retries: {_describe_error(err.cause or err)}",
-                    at=workflow.now(),
-                ),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=STORE_RETRY,
-                summary=f"Record failed {label}",
-            )
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                raise asyncio.CancelledError() from None
+            raise
         self._status.attempts.append(attempt)
+        self._learn(role, address, attempt)
         self._render_details()
+        self._stop_if_closing()
         return attempt
+
+    def _learn(self, role: RecipientRole, address: str, attempt: Attempt) -> None:
+        """An opted-out or invalid number (or a bad email) is never used again in this case."""
+        if attempt.result in _UNUSABLE_RESULTS and address not in self._status.unusable:
+            self._status.unusable.append(address)
+            kind = "email address" if address.endswith("email") else "phone number"
+            self._append_note(
+                "system",
+                f"The {_ROLE_LABEL[role]}'s {kind} is not used again in this case "
+                f"({attempt.result.value}).",
+            )
 
     async def _notify_staff(
         self,
@@ -453,33 +690,53 @@ class MissedSessionWorkflow:
         purpose: Purpose,
         step_suffix: str,
         waited: timedelta | None = None,
+        situation: StaffSituation | None = None,
     ) -> None:
         context = self._ctx()
-        reach = context.therapist if role is RecipientRole.therapist else context.supervisor
+        reach = {
+            RecipientRole.therapist: context.therapist,
+            RecipientRole.supervisor: context.supervisor,
+            RecipientRole.on_call: context.on_call,
+        }[role]
         if reach is None:
             return
-        for channel in self._policy.therapist_channels:
-            if channel in reach.channels:
-                await self._send(
+        await asyncio.gather(
+            *(
+                self._send(
                     channel,
                     role,
                     purpose,
                     step=f"{role.value}/{step_suffix}/{channel.value}",
                     reach=reach,
                     waited=waited,
+                    situation=situation,
                 )
+                for channel in self._policy.therapist_channels
+                if channel in reach.channels
+            )
+        )
 
     async def _within(self, limit: timedelta, condition: Callable[[], bool], why: str) -> bool:
-        """True if `condition` became true within `limit` (a durable timer), else False."""
+        """True if `condition` became true within `limit` (a durable timer), else False.
+        A close-out meanwhile ends the procedure (CancelledError)."""
+        self._stop_if_closing()
         if condition():
             return True
-        if limit <= timedelta(0):
-            return False
-        try:
-            await workflow.wait_condition(condition, timeout=limit, timeout_summary=why)
-            return True
-        except TimeoutError:
-            return False
+        if limit > timedelta(0):
+            try:
+                await workflow.wait_condition(
+                    lambda: condition() or self._status.closing is not None,
+                    timeout=min(limit, LONGEST_TIMER),
+                    timeout_summary=why,
+                )
+            except TimeoutError:
+                return False
+        self._stop_if_closing()
+        return condition()
+
+    def _stop_if_closing(self) -> None:
+        if self._status.closing is not None:
+            raise asyncio.CancelledError()
 
     async def _enter(self, stage: Stage, level: int) -> None:
         self._status.stage, self._status.stage_since = stage, workflow.now()
@@ -491,7 +748,7 @@ class MissedSessionWorkflow:
         await workflow.execute_activity_method(
             CaseRecordActivities.record_stage,
             StageChange(case_id=self._status.case_id, stage=stage, at=workflow.now()),
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=STORE_TIMEOUT,
             retry_policy=STORE_RETRY,
             summary=f"Record stage {stage.value}",
         )
@@ -516,10 +773,25 @@ class MissedSessionWorkflow:
                     key=f"{self._status.case_id}/note/{index + 1}",
                     entry=self._status.notes[index],
                 ),
-                start_to_close_timeout=timedelta(seconds=30),
+                start_to_close_timeout=STORE_TIMEOUT,
                 retry_policy=STORE_RETRY,
                 summary="Record a case note",
             )
+
+    def _carry(self) -> MissedSessionInput:
+        assert self._context is not None and self._wait is not None
+        carried = CarriedState(
+            opened_at=self._opened_at,
+            status=self._status,
+            context=self._context,
+            notes_recorded=self._notes_recorded,
+            wait=self._wait,
+            runs=self._runs,
+        )
+        return self._case.model_copy(update={"carried": carried})
+
+    def _in(self, duration: timedelta) -> datetime:
+        return workflow.now() + duration
 
     # ------------------------------------------------------------------ visibility (no PHI)
     def _next(self, description: str, at: datetime | None = None) -> None:
@@ -527,23 +799,41 @@ class MissedSessionWorkflow:
         self._render_details()
 
     def _render_details(self) -> None:
+        """The Web UI's current details: every time in UTC and labelled so, every wait with its
+        end. No names, numbers or notes."""
         status = self._status
         dry_runs = sum(1 for a in status.attempts if a.dry_run)
-        attempts = f"**Attempts so far:** {len(status.attempts)}" + (
-            f" ({dry_runs} DRY RUN: nothing sent)" if dry_runs else ""
-        )
-        lines = [f"**Stage:** {status.stage.value}", attempts]
+        lines = [
+            f"**Stage:** {status.stage.value} since {_utc(status.stage_since)}",
+            f"**Escalation level:** {status.escalation_level}",
+        ]
+        if status.closing is not None:
+            c = status.closing
+            lines.append(f"**Closing:** {c.outcome.value} by {c.by} at {_utc(c.at)}")
         if status.next_action is not None:
-            when = status.next_action.at
-            suffix = f" at {when.strftime('%Y-%m-%d %H:%M:%S UTC')}" if when else ""
-            lines.append(f"**Next:** {status.next_action.description}{suffix}")
+            action = status.next_action
+            lines.append(
+                f"**Next:** {action.description}" + (f", at {_utc(action.at)}" if action.at else "")
+            )
+        lines += [f"**Deferred:** {d.description} until {_utc(d.at)}" for d in status.deferred]
+        if status.acknowledged_until is not None:
+            lines.append(
+                f"**Acknowledged:** reminders paused until {_utc(status.acknowledged_until)}"
+            )
+        lines.append(
+            f"**Attempts so far:** {len(status.attempts)}"
+            + (f" ({dry_runs} DRY RUN: nothing sent)" if dry_runs else "")
+        )
         if status.rejected_signals:
             lines.append(f"**Rejected signals:** {len(status.rejected_signals)}")
+        if self._runs > 1:
+            lines.append(f"**Run:** {self._runs} (continued as new to keep history small)")
         workflow.set_current_details("\n\n".join(lines))
 
     def _upsert_search_attributes(self, outcome: CaseOutcome | None = None) -> None:
         updates: list[SearchAttributeUpdate[Any]] = [
             sa.OUTREACH_STAGE.value_set(self._status.stage.value),
+            sa.STAGE_SINCE.value_set(self._status.stage_since),
             sa.THERAPIST_ID.value_set(self._case.therapist_id),
             sa.APPOINTMENT_START.value_set(self._case.scheduled_start),
             sa.ESCALATION_LEVEL.value_set(self._status.escalation_level),
@@ -557,10 +847,38 @@ class MissedSessionWorkflow:
         return self._context
 
 
-def _describe_error(exc: BaseException) -> str:
-    """A short error description without input values (payloads may carry PHI)."""
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors()
-        )
-    return f"{type(exc).__name__}: {str(exc)[:200]}"
+async def _stop(procedure: asyncio.Task[None]) -> None:
+    """Cancel the procedure and wait until in-flight messages are recorded."""
+    procedure.cancel()
+    try:
+        await procedure
+    except asyncio.CancelledError:
+        pass
+
+
+def _decode(model: type[AnswerModel], answer: RawValue) -> AnswerModel:
+    """The handler's lenient decode (the validator already checked the limits)."""
+    return model.model_validate(workflow.payload_converter().from_payload(answer.payload))
+
+
+def _validated(model: type[AnswerModel], answer: RawValue) -> AnswerModel:
+    """Decode and check an answer at the edge; reject it in the product's words."""
+    try:
+        data = workflow.payload_converter().from_payload(answer.payload)
+    except Exception:  # an unknown encoding or broken JSON from a hand-made request
+        raise ApplicationError(
+            "the answer could not be read: send one JSON object", type="InvalidAnswer"
+        ) from None
+    try:
+        return at_edge(model, data)
+    except EdgeError as exc:
+        raise ApplicationError(str(exc), type="InvalidAnswer", non_retryable=True) from None
+
+
+def _tail(answer: Any) -> str:
+    note = getattr(answer, "note", "")
+    return f" {note}" if note else ""
+
+
+def _utc(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"

@@ -1,0 +1,285 @@
+"""The case service: the one way to open, answer, close out, annotate, inspect and list cases.
+
+The command line, the demo (and later the web pages and the calendar sweep) call this module;
+none of them starts or answers a workflow on its own. Every input is checked here at the edge
+(`models.edge.at_edge`), then again by the workflow's Update validators; every problem comes
+back as a `CaseError`: one line in the product's words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from models.answers import (
+    Acknowledged,
+    AddNote,
+    AnswerReceipt,
+    ClientArrived,
+    ClientReached,
+    ClientResponded,
+)
+from models.case import CaseStatus, MissedSessionInput, NoteEntry, Resolution, case_id_for
+from models.edge import EdgeError, at_edge
+from models.policy import EscalationPolicy, PolicyError, validate_policy
+from models.report import local_label
+from settings import Settings
+from store.case_store import CaseStore
+from store.rows import CaseRow
+from temporal_env.connect import connect, connect_config
+from temporal_env.search_attributes import missing_search_attributes
+from workflows.missed_session import MissedSessionWorkflow
+
+ANSWERS: dict[str, type[BaseModel]] = {
+    "client_reached": ClientReached,
+    "client_arrived": ClientArrived,
+    "client_responded": ClientResponded,
+    "acknowledged": Acknowledged,
+    "add_note": AddNote,
+}
+"""Update name -> the model its payload must satisfy."""
+
+_RUNNING = (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW)
+
+
+class CaseError(Exception):
+    """A problem with a request, in the product's words (printed as one line)."""
+
+
+@dataclass(frozen=True)
+class OpenedCase:
+    case_id: str
+    new: bool
+
+
+@dataclass(frozen=True)
+class CaseListing:
+    cases: list[CaseRow]
+    reconciled: bool  # False when Temporal could not be asked
+
+
+def case_id_of(reference: str) -> str:
+    """CASE arguments accept the appointment id or the case id."""
+    return reference if reference.startswith("missed-session-") else case_id_for(reference)
+
+
+class CaseService:
+    def __init__(self, store: CaseStore, settings: Settings, client: Client | None = None) -> None:
+        self._store = store
+        self._settings = settings
+        self._client = client
+
+    # ------------------------------------------------------------------ Temporal
+    async def temporal(self) -> Client:
+        """The Temporal client, connected on first use (listing works without a server)."""
+        if self._client is None:
+            address = connect_config().get("target_host")
+            try:
+                self._client = await connect()
+            except RuntimeError:
+                raise CaseError(
+                    f"no Temporal server reachable at {address}: start one (make demo, or "
+                    "temporal server start-dev) or set TEMPORAL_ADDRESS"
+                ) from None
+        return self._client
+
+    def ui_link(self, namespace: str, case_id: str) -> str:
+        return f"{self._settings.temporal_ui_url}/namespaces/{namespace}/workflows/{case_id}"
+
+    # ------------------------------------------------------------------ open
+    async def open(
+        self,
+        *,
+        appointment_id: str,
+        client_id: str,
+        scheduled_start: datetime,
+        policy: EscalationPolicy,
+        therapist_id: str | None = None,
+        now: datetime | None = None,
+    ) -> OpenedCase:
+        """Open the case for a missed session, once per appointment, ever. The therapist
+        defaults to the client's own; anyone else is refused."""
+        client = await self._store.get_client(client_id)
+        if client is None:
+            raise CaseError(f"unknown client id {client_id!r}: import the directory first")
+        own = client.therapist_id
+        if therapist_id is None:
+            if own is None:
+                raise CaseError(f"client {client_id} has no therapist on file: give --therapist")
+            therapist_id = own
+        elif own is not None and therapist_id != own:
+            raise CaseError(f"therapist {therapist_id} is not the therapist of client {client_id}")
+        if await self._store.get_therapist(therapist_id) is None:
+            raise CaseError(f"unknown therapist id {therapist_id!r}: import the directory first")
+        try:  # a policy object from code gets the same checks as a policy file
+            policy = validate_policy(policy.model_dump(mode="json"), f"'{policy.name}'")
+        except PolicyError as exc:
+            raise CaseError(str(exc)) from None
+        try:
+            case = at_edge(
+                MissedSessionInput,
+                {
+                    "appointment_id": appointment_id,
+                    "client_id": client_id,
+                    "therapist_id": therapist_id,
+                    "scheduled_start": scheduled_start,
+                    "policy": policy,
+                },
+            )
+        except EdgeError as exc:
+            raise CaseError(str(exc)) from None
+        window = timedelta(days=policy.trigger_window_days)
+        now = now or datetime.now(UTC)
+        if abs(case.scheduled_start - now) > window:
+            raise CaseError(
+                f"the session starts more than {policy.trigger_window_days} days from now "
+                f"({case.scheduled_start.isoformat()}); the policy opens cases only within that"
+            )
+        temporal = await self.temporal()
+        missing = await missing_search_attributes(temporal)
+        if missing:
+            raise CaseError(
+                f"search attributes {', '.join(missing)} are not registered on this Temporal "
+                "namespace: run `starter.py setup` first"
+            )
+        try:
+            await temporal.start_workflow(
+                MissedSessionWorkflow.run,
+                case,
+                id=case.case_id,
+                task_queue=self._settings.temporal_task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"Missed session, appointment {case.appointment_id}",
+                static_details=(
+                    f"Therapist {case.therapist_id}; policy {case.policy.name}; "
+                    f"scheduled {case.scheduled_start.astimezone(UTC).isoformat()}"
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            return OpenedCase(case.case_id, new=False)
+        return OpenedCase(case.case_id, new=True)
+
+    # ------------------------------------------------------------------ answer
+    async def answer(self, reference: str, update: str, data: Mapping[str, Any]) -> str:
+        """Send one answer (an Update) and return what the case said it will do next."""
+        model = ANSWERS.get(update)
+        if model is None:
+            raise CaseError(f"unknown answer {update!r}: one of {', '.join(ANSWERS)}")
+        try:
+            payload = at_edge(model, data).model_dump(mode="json")
+        except EdgeError as exc:
+            raise CaseError(str(exc)) from None
+        case_id = case_id_of(reference)
+        handle = (await self.temporal()).get_workflow_handle(case_id)
+        try:
+            receipt = await handle.execute_update(update, payload, result_type=AnswerReceipt)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise CaseError(f"case {case_id}: {message}") from None
+        except RPCError as exc:
+            raise await self._not_running(case_id, exc) from None
+        return f"{case_id}: {receipt.accepted}"
+
+    async def close_out(self, reference: str, data: Mapping[str, Any]) -> str:
+        """The therapist's close-out: ends the case at any stage."""
+        return await self.answer(reference, "client_reached", data)
+
+    async def note(self, reference: str, data: Mapping[str, Any]) -> str:
+        """Documentation at any stage; on a closed case, a dated addendum to its resolution
+        (late documentation is normal clinical practice)."""
+        case_id = case_id_of(reference)
+        resolution = await self._store.get_resolution(case_id)
+        if resolution is None:
+            try:
+                return await self.answer(reference, "add_note", data)
+            except CaseError:
+                resolution = await self._store.get_resolution(case_id)
+                if resolution is None:
+                    raise
+        try:
+            note = at_edge(AddNote, data)
+        except EdgeError as exc:
+            raise CaseError(str(exc)) from None
+        entry = NoteEntry(at=datetime.now(UTC), author=note.author, text=note.text)
+        await self._store.add_addendum(case_id, entry)
+        return f"{case_id}: case is closed; note added as a dated addendum to its resolution"
+
+    async def _not_running(self, case_id: str, exc: RPCError) -> CaseError:
+        resolution = await self._store.get_resolution(case_id)
+        if resolution is not None:
+            return CaseError(f"case {case_id}: {self.closed_line(resolution)}")
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            if await self._store.get_case(case_id) is not None:
+                return CaseError(f"case {case_id} is no longer running in Temporal")
+            return CaseError(f"no such case: {case_id}")
+        return CaseError(f"case {case_id}: {exc.message}")
+
+    def closed_line(self, resolution: Resolution) -> str:
+        when = local_label(resolution.closed_at, self._settings.practice_time_zone)
+        return (
+            f"case is already closed: {resolution.outcome.value} by {resolution.closed_by} "
+            f"at {when}"
+        )
+
+    # ------------------------------------------------------------------ inspect
+    async def status(self, reference: str) -> Resolution | CaseStatus:
+        """The documented resolution of a closed case, or the live status of an open one."""
+        case_id = case_id_of(reference)
+        resolution = await self._store.get_resolution(case_id)
+        if resolution is not None:
+            return resolution
+        handle = (await self.temporal()).get_workflow_handle(case_id)
+        try:
+            return await handle.query(MissedSessionWorkflow.case_status)
+        except RPCError as exc:
+            raise await self._not_running(case_id, exc) from None
+
+    async def list_cases(self, open_only: bool = True) -> CaseListing:
+        """Cases from the store, reconciled with Temporal first: a case ended by hand in the
+        Web UI (terminated: no code ran) is marked, not left "open" forever."""
+        reconciled = await self.reconcile()
+        return CaseListing(await self._store.list_cases(open_only=open_only), reconciled)
+
+    async def stuck(self, older_than: timedelta, now: datetime | None = None) -> CaseListing:
+        listing = await self.list_cases(open_only=True)
+        now = now or datetime.now(UTC)
+        stuck = [c for c in listing.cases if now - c.stage_since >= older_than]
+        return CaseListing(stuck, listing.reconciled)
+
+    async def reconcile(self) -> bool:
+        """Mark open store cases whose workflow is no longer running. False if Temporal could
+        not be reached (the listing then comes from the store alone)."""
+        open_cases = await self._store.list_cases(open_only=True)
+        if not open_cases:
+            return True
+        try:
+            temporal = await self.temporal()
+        except CaseError:
+            return False
+        for case in open_cases:
+            handle = temporal.get_workflow_handle(case.case_id)
+            try:
+                description = await handle.describe()
+            except RPCError as exc:
+                if exc.status is not RPCStatusCode.NOT_FOUND:
+                    return False
+                await self._store.mark_ended_outside(case.case_id, "NOT_FOUND", datetime.now(UTC))
+                continue
+            status = description.status
+            if status is None or status in _RUNNING:
+                continue
+            if await self._store.get_resolution(case.case_id) is not None:
+                continue
+            ended = description.close_time or datetime.now(UTC)
+            await self._store.mark_ended_outside(case.case_id, status.name, ended)
+        return True
