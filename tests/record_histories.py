@@ -1,7 +1,8 @@
 """Record a history of every path the tests cover into tests/histories/, for the replay test.
 
-    .venv/bin/python -m tests.record_histories            # every path
-    .venv/bin/python -m tests.record_histories arrival    # just some
+    .venv/bin/python -m tests.record_histories                    # every path
+    .venv/bin/python -m tests.record_histories arrival            # just some
+    .venv/bin/python -m tests.record_histories --suffix=_v2 arrival  # beside an older one
 
 Re-record only for an intentional, versioned change: a history recorded by older code must keep
 replaying (that is what `workflow.patched` is for), so never overwrite one to make a test pass;
@@ -261,5 +262,7 @@ async def record(names: list[str], suffix: str = "") -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record(sys.argv[1:] or list(SCENARIOS)))
+    suffix = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--suffix=")), "")
+    names = [a for a in sys.argv[1:] if not a.startswith("--")]
+    asyncio.run(record(names or list(SCENARIOS), suffix))
     exit_now(0)  # temporalio/sdk-python#300: no interpreter finalization after the client

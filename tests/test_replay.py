@@ -71,3 +71,23 @@ async def test_quiet_hours_decisions_do_not_change_with_a_newer_time_zone_databa
     assert next_allowed_send_time(evening, "Etc/GMT+5", QuietHours()) != before
     await _replay(HISTORIES / "quiet_hours.json")
     await _replay(HISTORIES / "close_out_in_quiet_hours.json")
+
+
+def _patches(path: Path) -> list[str]:
+    """Patch ids recorded in a history (markers written by `workflow.patched`)."""
+    return [
+        e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data.decode()
+        for e in _history(path).events
+        if e.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
+
+
+@pytest.mark.parametrize("name", ["acknowledgement", "responded"])
+async def test_histories_from_before_and_after_a_patched_change_both_replay(name: str) -> None:
+    """`answers-recorded-at-once` changed what the workflow does on an acknowledgement or a
+    response; cases opened before it (recorded without the patch) must still replay."""
+    before, after = HISTORIES / f"{name}.json", HISTORIES / f"{name}_v2.json"
+    assert _patches(before) == []
+    assert any("answers-recorded-at-once" in p for p in _patches(after))
+    await _replay(before)
+    await _replay(after)

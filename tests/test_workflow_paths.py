@@ -277,6 +277,7 @@ async def test_acknowledgement_pauses_reminders_then_they_resume(
         waiting_since = status.stage_since
         await time_skipping_env.sleep(timedelta(hours=2))
         await h.answer(handle, "acknowledged", by="T1")
+        stored_at_once = await sqlite_store.notes_for_case(handle.id)
         await time_skipping_env.sleep(timedelta(hours=13))
         status = await h.status(handle)
         await h.answer(handle, "client_reached", **REACHED.model_dump(mode="json"))
@@ -285,4 +286,5 @@ async def test_acknowledgement_pauses_reminders_then_they_resume(
     therapist_emails = [s for s in h.providers.sent if s.to == THERAPIST_EMAIL]
     hours = [round((s.at - waiting_since).total_seconds() / 3600) for s in therapist_emails]
     assert hours == [0, 10, 14]  # paused 2h -> 10h (8h pause), then every 4h again
+    assert stored_at_once[-1].text.startswith("Acknowledged; reminders paused for 8h")
     assert status.stage is Stage.awaiting_therapist
