@@ -6,6 +6,8 @@ here: they come from Temporal's standard environment configuration (`temporalio.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -36,6 +38,9 @@ class Settings(BaseSettings):
 
     temporal_task_queue: str = "missed-session-outreach"
     temporal_ui_url: str = "http://localhost:8233"
+
+    # Worker logs: "text" (one line each, with case and step) or "json" (for log shippers).
+    log_format: Literal["text", "json"] = "text"
 
     # How often a placed call is polled until Twilio reports a final status.
     call_poll_interval_seconds: float = 5.0

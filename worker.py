@@ -1,6 +1,7 @@
 """The worker: runs the missed-session workflow and its activities.
 
     python worker.py            # connects per TEMPORAL_ADDRESS etc. (default localhost:7233)
+    LOG_FORMAT=json python worker.py   # one JSON object per log line, for log shippers
 
 SIGTERM or Ctrl-C drains gracefully: in-flight activities get time to finish, and any case
 interrupted anyway resumes on the next worker (that is what Temporal is for).
@@ -26,6 +27,7 @@ from providers.factory import build_providers, describe_providers
 from settings import Settings
 from store.case_store import CaseStore
 from temporal_env.connect import connect
+from temporal_env.logging_setup import configure_logging
 from temporal_env.process import exit_now
 from workflows.missed_session import MissedSessionWorkflow
 
@@ -75,8 +77,8 @@ def build_worker(
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
+    configure_logging(json_format=settings.log_format == "json")
     store = CaseStore.from_url(settings.database_url)
     await store.create_schema()
     providers = build_providers(settings)
