@@ -11,6 +11,8 @@ placed again); `retry` (the provider answered 429/5xx, or could not be reached) 
 `sending` means a previous try died or timed out while the provider may have had the message,
 so it is recorded `unconfirmed` and NOT resent, unless the previous try's heartbeat says the
 provider refused it (the store may have been down when that try wanted to write `retry`).
+Step 1 is a compare-and-set on the row (`CaseStore.claim_attempt`): of two tries running at
+once (Temporal timed one out, but it is still running), only the one holding the claim sends.
 
 Provider errors are retried by this activity's own clock: after the policy's `message_retry_for`
 of refusals the attempt is recorded `failed` and the case moves on. Every other error (a bug, a
@@ -136,7 +138,8 @@ class OutreachActivities:
         facts = self._facts(request, recipient, client, therapist)
         message = compose(request.purpose, request.channel, facts)
 
-        await self._store.start_attempt(request, at)
+        if not await self._store.claim_attempt(request, at, _claim_token(), previous):
+            return await self._lost_claim(request, at)
         try:
             receipt = await send(address, message, request)
         except PermanentDeliveryError as exc:
@@ -159,6 +162,23 @@ class OutreachActivities:
             return await self._finish(request, AttemptResult.dry_run, detail, None, True, at)
         await self._store.mark_accepted(request.key, receipt.provider_id)
         return await self._after_accept(request, receipt.provider_id, at)
+
+    async def _lost_claim(self, request: OutreachRequest, at: datetime) -> Attempt:
+        """Another try of this message got to the provider first (this one was timed out by
+        Temporal but kept running, or the other was): never send it a second time."""
+        row = await self._store.get_attempt(request.key)
+        if row is not None and row.state == "done":
+            return row.as_attempt()
+        if row is not None and row.state == "accepted":
+            return await self._after_accept(request, row.provider_id, at)
+        log.warning(
+            "another try of this message is in flight; not sending", extra=_context(request)
+        )
+        raise ApplicationError(
+            "another try of this message is in flight; not sent twice",
+            type="MessageInFlight",
+            category=ApplicationErrorCategory.BENIGN,
+        )
 
     async def _refused(
         self, request: OutreachRequest, exc: TransientDeliveryError, since: datetime, at: datetime
@@ -331,6 +351,12 @@ def _last_try() -> dict[str, Any]:
         if isinstance(details, dict):
             return details
     return {}
+
+
+def _claim_token() -> str:
+    """This try of this activity, unique across tries, runs and resets."""
+    info = activity.info()
+    return f"{info.workflow_run_id}/{info.activity_id}/{info.attempt}"
 
 
 def _refused_since(last_try: dict[str, Any]) -> datetime | None:

@@ -36,7 +36,7 @@ def at_edge(model: type[ModelT], data: Any) -> ModelT:
     """Validate input from outside with every limit, unknown keys rejected; raise EdgeError."""
     if not isinstance(data, Mapping):
         raise EdgeError(f"expected a JSON object with the fields of {model.__name__}")
-    unknown = sorted(str(k) for k in data if k not in model.model_fields)
+    unknown = sorted(_printable(str(k)) for k in data if k not in model.model_fields)
     if unknown:
         known = ", ".join(model.model_fields)
         raise EdgeError(f"unknown field {', '.join(unknown)} (expected: {known})")
@@ -51,13 +51,22 @@ def describe(exc: ValidationError) -> str:
     (input may carry PHI, and URLs mean nothing to a therapist)."""
     parts = []
     for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        where = ".".join(_printable(str(p)) for p in error["loc"])
+        message = _printable(
+            str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        )
         if not where or message.startswith(f"{where} "):
             parts.append(message)  # a model-level check names its fields itself
         else:
             parts.append(f"{where}: {message}")
     return "; ".join(parts)
+
+
+def _printable(text: str) -> str:
+    """A key from outside, shown in a one-line error: control characters escaped."""
+    if not any(unicodedata.category(c) == "Cc" for c in text):
+        return text
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def checked_text(max_length: int, multiline: bool = False) -> Callable[[str, ValidationInfo], str]:

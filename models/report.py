@@ -71,6 +71,8 @@ def render_resolution(resolution: Resolution) -> str:
         f"  emergency contact: {resolution.emergency_contact_note or 'not needed'}",
     ]
     lines += _timeline(resolution.attempts, resolution.notes, resolution.rejected_signals)
+    if resolution.addenda:
+        lines += ["Addenda (documented after closing):", *map(note_line, resolution.addenda)]
     return "\n".join(lines)
 
 

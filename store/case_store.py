@@ -227,29 +227,59 @@ class CaseStore:
         return AttemptRow.model_validate(dict(row)) if row else None
 
     async def start_attempt(self, request: OutreachRequest, at: datetime) -> AttemptRow:
-        """Mark the message as being sent, just before the provider is called. A new row gets
-        `started_at=at`; an existing one keeps its `started_at`, and a finished one is final."""
-        stmt = self._insert(AttemptTable).values(
-            key=request.key,
-            case_id=request.case_id,
-            step=request.step,
-            channel=request.channel.value,
-            recipient_role=request.recipient_role.value,
-            purpose=request.purpose.value,
-            round=request.round,
-            state="sending",
-            detail="",
-            dry_run=False,
-            started_at=at,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["key"], set_={"state": "sending"}, where=AttemptTable.state != "done"
-        )
+        """Write the row of a message that is recorded without being sent (no address, no
+        consent). A new row gets `started_at=at`; an existing one is left as it is."""
+        stmt = self._insert(AttemptTable).values(**self._new_attempt(request, at, claim=None))
         async with self._begin() as conn:
-            await conn.execute(stmt)
+            await conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
             query = select(AttemptTable).where(AttemptTable.key == request.key)
             row = (await conn.execute(query)).mappings().one()
         return AttemptRow.model_validate(dict(row))
+
+    async def claim_attempt(
+        self, request: OutreachRequest, at: datetime, claim: str, seen: AttemptRow | None
+    ) -> bool:
+        """Claim the right to call the provider, just before calling it: the row becomes
+        `sending` with this try's `claim` token, but only if it is still as this try `seen` it
+        (absent, or `retry`/`sending` under the same claim). A compare-and-set, so of two
+        tries running at once (one timed out but still running) only one sends."""
+        async with self._begin() as conn:
+            if seen is None:
+                stmt = self._insert(AttemptTable).values(**self._new_attempt(request, at, claim))
+                await conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+            else:
+                await conn.execute(
+                    update(AttemptTable)
+                    .where(
+                        AttemptTable.key == request.key,
+                        AttemptTable.state == seen.state,
+                        AttemptTable.state.in_(("sending", "retry")),
+                        AttemptTable.claim.is_not_distinct_from(seen.claim),
+                    )
+                    .values(state="sending", claim=claim)
+                )
+            query = select(AttemptTable.state, AttemptTable.claim).where(
+                AttemptTable.key == request.key
+            )
+            row = (await conn.execute(query)).one()
+        return (row.state, row.claim) == ("sending", claim)
+
+    @staticmethod
+    def _new_attempt(request: OutreachRequest, at: datetime, claim: str | None) -> dict[str, Any]:
+        return {
+            "key": request.key,
+            "case_id": request.case_id,
+            "step": request.step,
+            "channel": request.channel.value,
+            "recipient_role": request.recipient_role.value,
+            "purpose": request.purpose.value,
+            "round": request.round,
+            "state": "sending",
+            "claim": claim,
+            "detail": "",
+            "dry_run": False,
+            "started_at": at,
+        }
 
     async def _advance(self, key: str, state: AttemptState, **values: Any) -> None:
         """Change an unfinished attempt; unknown keys and finished attempts are left alone."""

@@ -41,6 +41,7 @@ class AttemptRow(BaseModel):
     purpose: Purpose
     round: int | None
     state: AttemptState
+    claim: str | None = None
     provider_id: str | None
     result: AttemptResult | None
     detail: str

@@ -93,6 +93,9 @@ class AttemptTable(Base):
     purpose: Mapped[str] = mapped_column(String(40))
     round: Mapped[int | None] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(10))  # sending | retry | accepted | done
+    # Which try of the activity may call the provider: the one whose token is here while the
+    # row is `sending`. Two tries at once (one timed out but still running) cannot both send.
+    claim: Mapped[str | None] = mapped_column(String(200))
     provider_id: Mapped[str | None] = mapped_column(String(100))
     result: Mapped[str | None] = mapped_column(String(30))  # models.case.AttemptResult
     detail: Mapped[str] = mapped_column(Text, default="")

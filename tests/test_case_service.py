@@ -12,11 +12,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from models.answers import CaseOutcome
 from models.case import MissedSessionInput, Resolution, case_id_for
-from service.cases import CaseError, CaseService
+from models.edge import at_edge
+from service.cases import ANSWERS, CaseError, CaseService
 from settings import Settings
 from store.case_store import CaseStore
 from tests import directory_data
 from tests.harness import DEFAULT_POLICY, NO_QUIET_HOURS, REACHED, harness
+from tests.readme_examples import update_examples
 from workflows.missed_session import MissedSessionWorkflow
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
@@ -130,3 +132,10 @@ async def test_answers_to_a_closed_case_say_who_closed_it_and_when(
         f"case {handle.id}: case is already closed: attended_late by client_arrived at "
     )
     assert "(America/New_York)" in str(refused.value)  # the practice's zone, named
+
+
+def test_the_readmes_update_examples_are_accepted_by_the_edge() -> None:
+    examples = update_examples()
+    assert set(examples) == set(ANSWERS)  # one example for every Update
+    for name, data in examples.items():
+        at_edge(ANSWERS[name], data)

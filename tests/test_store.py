@@ -175,6 +175,7 @@ async def test_attempt_lifecycle_and_final_result(case_store: CaseStore) -> None
     # A finished attempt is final: nothing later changes it.
     await case_store.mark_retryable(request.key, "429")
     await case_store.mark_accepted(request.key, "CA2")
+    assert not await case_store.claim_attempt(request, T0, "try-9", accepted)
     restarted = await case_store.start_attempt(request, T0 + timedelta(hours=2))
     assert restarted.state == "done" and restarted.provider_id == "CA1"
     assert restarted.finished_at == done_at and restarted.started_at == T0
@@ -187,9 +188,25 @@ async def test_retryable_attempt_can_be_sent_again(case_store: CaseStore) -> Non
     await case_store.mark_retryable(request.key, "HTTP 429 Too Many Requests")
     row = await case_store.get_attempt(request.key)
     assert row is not None and (row.state, row.detail) == ("retry", "HTTP 429 Too Many Requests")
-    row = await case_store.start_attempt(request, T0 + timedelta(seconds=30))
-    assert row.state == "sending" and row.started_at == T0  # the first start is kept
+    assert await case_store.claim_attempt(request, T0 + timedelta(seconds=30), "try-2", row)
+    row = await case_store.get_attempt(request.key)
+    assert row is not None and row.state == "sending" and row.started_at == T0  # first kept
     assert await case_store.attempts_for_case(CASE) == []  # unfinished: not in the timeline
+
+
+async def test_of_two_tries_claiming_one_message_only_one_may_send(
+    case_store: CaseStore,
+) -> None:
+    request = outreach_request("client/1/sms")
+    assert await case_store.claim_attempt(request, T0, "try-1", None)
+    assert not await case_store.claim_attempt(request, T0, "try-2", None)  # both saw no row
+    await case_store.mark_retryable(request.key, "HTTP 503")
+    seen = await case_store.get_attempt(request.key)
+    assert seen is not None and seen.claim == "try-1"
+    claims = [await case_store.claim_attempt(request, T0, f"try-{n}", seen) for n in (3, 4)]
+    assert claims == [True, False]  # both saw `retry`: the first to claim it sends
+    row = await case_store.get_attempt(request.key)
+    assert row is not None and (row.state, row.claim) == ("sending", "try-3")
 
 
 async def test_attempts_listed_in_finish_order(case_store: CaseStore) -> None:

@@ -3,6 +3,7 @@ mid-case, retried activities, and replay of a saved history (determinism)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import timedelta
 from typing import Any
@@ -104,6 +105,36 @@ async def test_retried_activity_does_not_text_the_client_twice(sqlite_store: Cas
     again = await env.run(activities.send_sms, outreach_request())
     assert len(providers.sent) == 1
     assert again == first and first.result is AttemptResult.sent
+
+
+async def test_a_try_timed_out_but_still_running_does_not_text_the_client_again(
+    sqlite_store: CaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temporal gave up on try 1 (start-to-close timeout) while it was stalled before sending,
+    and try 2 sent the text. When try 1 wakes up it must not send a second one."""
+    providers = RecordingProviders()
+    activities = await _activities(sqlite_store, providers)
+    stalled, release = asyncio.Event(), asyncio.Event()
+    get_client = sqlite_store.get_client
+
+    async def slow_first_read(client_id: str) -> Any:
+        if not stalled.is_set():
+            stalled.set()
+            await release.wait()
+        return await get_client(client_id)
+
+    monkeypatch.setattr(sqlite_store, "get_client", slow_first_read)
+    first = ActivityEnvironment()
+    try_1 = asyncio.create_task(first.run(activities.send_sms, outreach_request()))
+    await stalled.wait()
+    second = ActivityEnvironment()
+    second.info = dataclasses.replace(first.info, attempt=2)
+    sent = await second.run(activities.send_sms, outreach_request())
+    release.set()
+    late = await try_1
+
+    assert len(providers.sent) == 1
+    assert sent.result is AttemptResult.sent and late == sent
 
 
 async def test_interrupted_send_is_not_resent_but_recorded_unconfirmed(
