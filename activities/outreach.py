@@ -116,9 +116,9 @@ class OutreachActivities:
                 request,
                 AttemptResult.unconfirmed,
                 "an earlier try was interrupted mid-send; not resent to avoid a duplicate",
-                previous.provider_id,
-                previous.dry_run,
                 at,
+                provider_id=previous.provider_id,
+                dry_run=previous.dry_run,
             )
         if previous is not None and previous.state == "accepted":
             return await self._after_accept(request, previous.provider_id, at)
@@ -128,13 +128,11 @@ class OutreachActivities:
         try:
             recipient = await self._recipient(request, client, therapist)
         except UnknownRecipientError as exc:
-            return await self._finish(request, AttemptResult.failed, str(exc), None, False, at)
+            return await self._finish(request, AttemptResult.failed, str(exc), at)
         address = recipient.email if request.channel is Channel.email else recipient.phone
         if not address:
             detail = f"no {request.channel.value} address on file"
-            return await self._finish(
-                request, AttemptResult.invalid_recipient, detail, None, False, at
-            )
+            return await self._finish(request, AttemptResult.invalid_recipient, detail, at)
         facts = self._facts(request, recipient, client, therapist)
         message = compose(request.purpose, request.channel, facts)
 
@@ -145,7 +143,7 @@ class OutreachActivities:
         except PermanentDeliveryError as exc:
             if exc.result is AttemptResult.opted_out:
                 await self._withdraw_consent(request, at)
-            return await self._finish(request, exc.result, exc.detail, None, False, at)
+            return await self._finish(request, exc.result, exc.detail, at)
         except TransientDeliveryError as exc:
             first_try = previous.started_at if previous and previous.state == "retry" else at
             return await self._refused(request, exc, refused_since or first_try, at)
@@ -159,7 +157,7 @@ class OutreachActivities:
         if receipt.dry_run:
             role = _ROLE_NAMES[request.recipient_role]
             detail = f"dry run: would {_DRY_RUN_VERB[request.channel]} the {role}; nothing sent"
-            return await self._finish(request, AttemptResult.dry_run, detail, None, True, at)
+            return await self._finish(request, AttemptResult.dry_run, detail, at, dry_run=True)
         await self._store.mark_accepted(request.key, receipt.provider_id)
         return await self._after_accept(request, receipt.provider_id, at)
 
@@ -187,11 +185,11 @@ class OutreachActivities:
         without saying so (a timeout): record it, or ask Temporal for another try."""
         if exc.may_have_been_sent:
             detail = f"{exc}; not resent to avoid a duplicate"
-            return await self._finish(request, AttemptResult.unconfirmed, detail, None, False, at)
+            return await self._finish(request, AttemptResult.unconfirmed, detail, at)
         if at - since >= request.give_up_after:
             waited = format_duration(at - since)
             detail = f"gave up after {waited} of provider errors: {exc}"
-            return await self._finish(request, AttemptResult.failed, detail, None, False, at)
+            return await self._finish(request, AttemptResult.failed, detail, at)
         # First the heartbeat (kept by Temporal for the next try), then the store: if the store
         # is down too, the next try still knows that nothing went out and sends again.
         activity.heartbeat({"not_sent": True, "refused_since": since.isoformat()})
@@ -223,28 +221,28 @@ class OutreachActivities:
         self, request: OutreachRequest, provider_id: str | None, at: datetime
     ) -> Attempt:
         if request.channel is not Channel.voice:
-            return await self._finish(request, AttemptResult.sent, "", provider_id, False, at)
+            return await self._finish(request, AttemptResult.sent, "", at, provider_id=provider_id)
         if provider_id is None:
             detail = "the provider accepted the call without a call id"
-            return await self._finish(request, AttemptResult.unconfirmed, detail, None, False, at)
+            return await self._finish(request, AttemptResult.unconfirmed, detail, at)
         try:
             while True:
                 try:
                     outcome = await self._providers.voice.call_outcome(provider_id)
                 except PermanentDeliveryError as exc:  # e.g. the call vanished: record, move on
                     return await self._finish(
-                        request, exc.result, exc.detail, provider_id, False, at
+                        request, exc.result, exc.detail, at, provider_id=provider_id
                     )
                 if outcome is not None:
                     return await self._finish(
-                        request, outcome.result, outcome.detail, provider_id, False, at
+                        request, outcome.result, outcome.detail, at, provider_id=provider_id
                     )
                 activity.heartbeat({"call_id": provider_id})
                 await asyncio.sleep(self._poll_interval)
         except asyncio.CancelledError:  # the case was closed while the call was ringing
             detail = "the case closed while the call was in progress; its outcome was not awaited"
             return await self._finish(
-                request, AttemptResult.unconfirmed, detail, provider_id, False, at
+                request, AttemptResult.unconfirmed, detail, at, provider_id=provider_id
             )
 
     async def _finish(
@@ -252,13 +250,12 @@ class OutreachActivities:
         request: OutreachRequest,
         result: AttemptResult,
         detail: str,
-        provider_id: str | None,
-        dry_run: bool,
         at: datetime,
+        provider_id: str | None = None,
+        dry_run: bool = False,
     ) -> Attempt:
         """Record the final result (a no-op returning the stored one if already final)."""
-        if await self._store.get_attempt(request.key) is None:
-            await self._store.start_attempt(request, at)
+        await self._store.start_attempt(request, at)  # a row for a message never sent
         attempt = await self._store.finish_attempt(
             request.key, result, detail, provider_id, dry_run, at
         )

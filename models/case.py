@@ -241,6 +241,9 @@ class CaseStatus(BaseModel):
     supervisor_notified: bool = False
     supervisor_reminders_sent: int = 0
     therapist_told_at_start: bool = False
+    therapist_asked_at: datetime | None = Field(
+        default=None, description="When the therapist was asked to confirm the client's status."
+    )
 
 
 class TherapistWait(BaseModel):
@@ -284,8 +287,8 @@ class FeeAssessment(BaseModel):
     charged_cents: int
 
 
-class Resolution(BaseModel):
-    """The documented resolution: the workflow's result, kept in the case store past retention."""
+class CaseHeader(BaseModel):
+    """What every record of a case starts with: who, which session, under which policy."""
 
     case_id: str
     appointment_id: str
@@ -294,6 +297,11 @@ class Resolution(BaseModel):
     scheduled_start: datetime
     policy_name: str
     opened_at: datetime
+
+
+class Resolution(CaseHeader):
+    """The documented resolution: the workflow's result, kept in the case store past retention."""
+
     closed_at: datetime
     outcome: CaseOutcome
     closed_by: str

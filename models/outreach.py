@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from models.case import NoteEntry, Purpose, RecipientRole, StaffSituation, Stage
+from models.case import CaseHeader, NoteEntry, Purpose, RecipientRole, StaffSituation, Stage
 from models.directory import Channel
 from models.policy import QuietHours
 
@@ -38,14 +38,8 @@ class OutreachRequest(BaseModel):
         return f"{self.case_id}/{self.step}"
 
 
-class OpenCaseRequest(BaseModel):
-    case_id: str
-    appointment_id: str
-    client_id: str
-    therapist_id: str
-    scheduled_start: datetime
-    policy_name: str
-    opened_at: datetime
+class OpenCaseRequest(CaseHeader):
+    """Record a new case (in `grace_wait`)."""
 
 
 class StageChange(BaseModel):

@@ -19,7 +19,7 @@ from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from models.case import Attempt, AttemptResult, NoteEntry, Resolution, Stage
+from models.case import Attempt, AttemptResult, CaseHeader, NoteEntry, Resolution, Stage
 from models.directory import Channel, ClientProfile, ConsentChange, Therapist
 from models.outreach import NoteRecord, OpenCaseRequest, OutreachRequest, StageChange
 from store.errors import safe_store_error
@@ -182,15 +182,7 @@ class CaseStore:
     async def open_case(self, request: OpenCaseRequest) -> None:
         """Record a new case in `grace_wait`; a case already recorded is left untouched."""
         stmt = self._insert(CaseTable).values(
-            case_id=request.case_id,
-            appointment_id=request.appointment_id,
-            client_id=request.client_id,
-            therapist_id=request.therapist_id,
-            scheduled_start=request.scheduled_start,
-            policy_name=request.policy_name,
-            stage=Stage.grace_wait.value,
-            stage_since=request.opened_at,
-            opened_at=request.opened_at,
+            **_header(request), stage=Stage.grace_wait.value, stage_since=request.opened_at
         )
         async with self._begin() as conn:
             await conn.execute(stmt.on_conflict_do_nothing())
@@ -421,15 +413,9 @@ class CaseStore:
             },
         )
         case = self._insert(CaseTable).values(
-            case_id=resolution.case_id,
-            appointment_id=resolution.appointment_id,
-            client_id=resolution.client_id,
-            therapist_id=resolution.therapist_id,
-            scheduled_start=resolution.scheduled_start,
-            policy_name=resolution.policy_name,
+            **_header(resolution),
             stage=Stage.closed.value,
             stage_since=resolution.closed_at,
-            opened_at=resolution.opened_at,
             closed_at=resolution.closed_at,
             outcome=resolution.outcome.value,
         )
@@ -521,3 +507,8 @@ class CaseStore:
                 .values(record=client.model_dump(mode="json"))
             )
         return True
+
+
+def _header(record: CaseHeader) -> dict[str, Any]:
+    """The case row's columns that every record of a case carries."""
+    return {name: getattr(record, name) for name in CaseHeader.model_fields}

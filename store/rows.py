@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from models.case import Attempt, AttemptResult, Purpose, RecipientRole, Stage
+from models.case import Attempt, AttemptResult, CaseHeader, Purpose, RecipientRole, Stage
 from models.directory import Channel
 
 AttemptState = Literal["sending", "retry", "accepted", "done"]
@@ -18,16 +18,9 @@ retry: the provider refused with 429/5xx, safe to send again; accepted: the prov
 AttendanceStatus = Literal["no_show", "attended_late", "attended"]
 
 
-class CaseRow(BaseModel):
-    case_id: str
-    appointment_id: str
-    client_id: str
-    therapist_id: str
-    scheduled_start: datetime
-    policy_name: str
+class CaseRow(CaseHeader):
     stage: Stage
     stage_since: datetime
-    opened_at: datetime
     closed_at: datetime | None
     outcome: str | None
 

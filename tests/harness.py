@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from models.answers import CaseOutcome, ClientReached, FeeChoice, FeeDecision
-from models.case import CaseStatus, Resolution, Stage
+from models.case import CaseStatus, Resolution
 from models.policy import EscalationPolicy, QuietHours, load_policy
 from service.cases import CaseService
 from settings import Settings
@@ -114,13 +114,22 @@ class Harness:
             await self.env.sleep(timedelta(minutes=5))
         raise AssertionError(f"case never reached {stage}; last stage {status.stage}")
 
+    async def awaiting_close_out(self, handle: WorkflowHandle[Any, Resolution]) -> CaseStatus:
+        """Skip time until the therapist has been asked to confirm (their messages recorded)."""
+        for _ in range(400):
+            status = await self.status(handle)
+            if status.therapist_asked_at is not None:
+                return status
+            await self.env.sleep(timedelta(minutes=5))
+        raise AssertionError(f"the therapist was never asked; last stage {status.stage}")
+
     async def close_as_therapist(
         self,
         handle: WorkflowHandle[Any, Resolution],
         reached: ClientReached = REACHED,
     ) -> Resolution:
         """Let the case escalate to the therapist, who then reports back with `reached`."""
-        await self.advance_to(handle, Stage.awaiting_therapist.value)
+        await self.awaiting_close_out(handle)
         await self.answer(handle, "client_reached", **reached.model_dump(mode="json"))
         return await handle.result()
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 import pytest
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from models.case import Stage
 from store.case_store import CaseStore
 from temporal_env.logging_setup import configure_logging
 from tests.harness import REACHED, harness
@@ -81,7 +80,7 @@ async def test_an_expected_429_is_one_warning_line_without_a_traceback(
     async with harness(time_skipping_env, sqlite_store) as h:
         h.providers.transient_failures["sms"] = 1
         handle = await h.start(client_id="C3")
-        await h.advance_to(handle, Stage.awaiting_therapist.value)
+        await h.awaiting_close_out(handle)
         await h.answer(handle, "client_reached", **REACHED.model_dump(mode="json"))
         await handle.result()
 

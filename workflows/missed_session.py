@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         AttemptResult,
         CarriedState,
         CaseContext,
+        CaseHeader,
         CaseStatus,
         Closing,
         EscalationLevel,
@@ -218,10 +219,12 @@ class MissedSessionWorkflow:
             if self._status.client_responded
             else StaffSituation.nobody_reached
         )
+        self._next("Ask the therapist to confirm the client's status")
         await self._notify_staff(
             RecipientRole.therapist, Purpose.therapist_confirmation, "confirm", situation=situation
         )
         now = workflow.now()
+        self._status.therapist_asked_at = now
         self._wait = TherapistWait(
             started=now,
             next_reminder=now + policy.therapist_reminder_every,
@@ -406,13 +409,7 @@ class MissedSessionWorkflow:
         )
         payer_allows = bool(self._context and self._context.payer_allows_no_show_fee)
         resolution = Resolution(
-            case_id=self._status.case_id,
-            appointment_id=case.appointment_id,
-            client_id=case.client_id,
-            therapist_id=case.therapist_id,
-            scheduled_start=case.scheduled_start,
-            policy_name=self._policy.name,
-            opened_at=self._opened_at,
+            **dict(self._header()),
             closed_at=workflow.now(),
             outcome=closing.outcome,
             closed_by=closing.by,
@@ -456,8 +453,7 @@ class MissedSessionWorkflow:
 
     @client_reached.validator
     def _validate_client_reached(self, answer: RawValue) -> None:
-        self._check_open()
-        _validated(ClientReached, answer)
+        self._accept_while_open(ClientReached, answer)
 
     @workflow.update
     def client_arrived(self, answer: RawValue) -> AnswerReceipt:
@@ -473,8 +469,7 @@ class MissedSessionWorkflow:
 
     @client_arrived.validator
     def _validate_client_arrived(self, answer: RawValue) -> None:
-        self._check_open()
-        _validated(ClientArrived, answer)
+        self._accept_while_open(ClientArrived, answer)
 
     @workflow.update
     async def client_responded(self, answer: RawValue) -> AnswerReceipt:
@@ -489,8 +484,7 @@ class MissedSessionWorkflow:
 
     @client_responded.validator
     def _validate_client_responded(self, answer: RawValue) -> None:
-        self._check_open()
-        _validated(ClientResponded, answer)
+        self._accept_while_open(ClientResponded, answer)
 
     @workflow.update
     async def acknowledged(self, answer: RawValue) -> AnswerReceipt:
@@ -505,8 +499,7 @@ class MissedSessionWorkflow:
 
     @acknowledged.validator
     def _validate_acknowledged(self, answer: RawValue) -> None:
-        self._check_open()
-        _validated(Acknowledged, answer)
+        self._accept_while_open(Acknowledged, answer)
 
     @workflow.update
     async def add_note(self, answer: RawValue) -> AnswerReceipt:
@@ -545,6 +538,12 @@ class MissedSessionWorkflow:
     def case_status(self) -> CaseStatus:
         return self._status
 
+    def _accept_while_open(self, model: type[BaseModel], answer: RawValue) -> None:
+        """Validate an answer that only an open case takes: a closed case says who closed it
+        and when; then the answer is checked at the edge."""
+        self._check_open()
+        _validated(model, answer)
+
     def _check_open(self) -> None:
         closing = self._status.closing
         if closing is not None:
@@ -578,15 +577,7 @@ class MissedSessionWorkflow:
             ) from None
         return await workflow.execute_activity_method(
             CaseRecordActivities.open_case,
-            OpenCaseRequest(
-                case_id=self._status.case_id,
-                appointment_id=case.appointment_id,
-                client_id=case.client_id,
-                therapist_id=case.therapist_id,
-                scheduled_start=case.scheduled_start,
-                policy_name=self._policy.name,
-                opened_at=self._opened_at,
-            ),
+            OpenCaseRequest(**dict(self._header())),
             start_to_close_timeout=STORE_TIMEOUT,
             retry_policy=STORE_RETRY,
             summary="Open the case record",
@@ -785,6 +776,18 @@ class MissedSessionWorkflow:
                 retry_policy=STORE_RETRY,
                 summary="Record a case note",
             )
+
+    def _header(self) -> CaseHeader:
+        case = self._case
+        return CaseHeader(
+            case_id=self._status.case_id,
+            appointment_id=case.appointment_id,
+            client_id=case.client_id,
+            therapist_id=case.therapist_id,
+            scheduled_start=case.scheduled_start,
+            policy_name=self._policy.name,
+            opened_at=self._opened_at,
+        )
 
     def _carry(self) -> MissedSessionInput:
         assert self._context is not None and self._wait is not None
