@@ -131,3 +131,35 @@ class ResolutionTable(Base):
     case_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)  # the case's closed_at
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class CalendarSourceTable(Base):
+    """A practice calendar the sweep reads (`models.calendar.CalendarSource` as JSON). A
+    CalDAV password is in `secret`, encrypted with the practice's secrets key (kept outside
+    the database), so a dump of the database alone does not reveal it."""
+
+    __tablename__ = "calendar_sources"
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    secret: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_read_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # last successful read
+    swept_until: Mapped[datetime | None] = mapped_column(UtcDateTime)  # end of the last window
+    last_error: Mapped[str | None] = mapped_column(Text)  # never quotes the feed
+    last_error_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_summary: Mapped[str | None] = mapped_column(Text)  # what the last sweep did
+
+
+class CalendarSessionTable(Base):
+    """What the sweep did about one calendar session, so a sweep run again does nothing twice
+    (case opening itself is once per appointment through the workflow id)."""
+
+    __tablename__ = "calendar_sessions"
+    appointment_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), index=True)
+    scheduled_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    case_opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    opened_late_seconds: Mapped[int | None] = mapped_column(Integer)
+    arrival_reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    cancellation_reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    late_cancellation_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
