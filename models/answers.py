@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -113,6 +114,15 @@ class ClientReached(_Answer):
             allowed = ", ".join(o.value for o in CLOSE_OUT_OUTCOMES)
             raise ValueError(f"outcome must be one of {allowed}")
         return value
+
+
+class SessionCancelled(_Answer):
+    """The calendar says the session was cancelled, or moved to another time, after the case
+    opened: outreach stops, the case is documented, the therapist still closes it."""
+
+    moved_to: AwareDatetime | None = None
+    by: PersonId = Field(default="calendar", min_length=1)
+    note: Note = ""
 
 
 class AnswerReceipt(BaseModel):

@@ -58,6 +58,7 @@ class StaffSituation(StrEnum):
     outreach_started = "outreach_started"
     client_responded = "client_responded"
     nobody_reached = "nobody_reached"
+    session_cancelled = "session_cancelled"  # cancelled or moved in the calendar after opening
 
 
 class AttemptResult(StrEnum):
@@ -241,6 +242,10 @@ class CaseStatus(BaseModel):
     supervisor_notified: bool = False
     supervisor_reminders_sent: int = 0
     therapist_told_at_start: bool = False
+    session_cancelled_at: datetime | None = Field(
+        default=None, description="When the calendar said the session was cancelled or moved."
+    )
+    session_moved_to: datetime | None = None
     therapist_asked_at: datetime | None = Field(
         default=None, description="When the therapist was asked to confirm the client's status."
     )

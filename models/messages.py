@@ -72,6 +72,10 @@ def session_day(start: datetime, now: datetime, time_zone: str) -> str:
 _SITUATION = {
     StaffSituation.outreach_started: "The client did not arrive; outreach has started.",
     StaffSituation.client_responded: "The client responded to outreach.",
+    StaffSituation.session_cancelled: (
+        "The session was cancelled or moved in the calendar after the case opened; "
+        "outreach stopped."
+    ),
     StaffSituation.nobody_reached: (
         "Nobody was reached: the client did not answer calls, texts or emails "
         "(the emergency contact was tried only with consent)."

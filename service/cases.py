@@ -26,6 +26,7 @@ from models.answers import (
     ClientArrived,
     ClientReached,
     ClientResponded,
+    SessionCancelled,
 )
 from models.case import CaseStatus, MissedSessionInput, NoteEntry, Resolution, case_id_for
 from models.edge import EdgeError, at_edge
@@ -44,6 +45,7 @@ ANSWERS: dict[str, type[BaseModel]] = {
     "client_responded": ClientResponded,
     "acknowledged": Acknowledged,
     "add_note": AddNote,
+    "session_cancelled": SessionCancelled,
 }
 """Update name -> the model its payload must satisfy."""
 

@@ -179,6 +179,24 @@ async def continued_as_new(h: Harness, env: WorkflowEnvironment) -> Handle:
     return handle
 
 
+async def session_cancelled_in_grace(h: Harness, env: WorkflowEnvironment) -> Handle:
+    handle = await h.start()
+    await env.sleep(timedelta(minutes=5))
+    await h.answer(handle, "session_cancelled", by="calendar")
+    await h.close_as_therapist(handle)
+    return handle
+
+
+async def session_moved_in_round(h: Harness, env: WorkflowEnvironment) -> Handle:
+    handle = await h.start()
+    await h.advance_to(handle, Stage.contacting_client.value)
+    await _sent(h, env, 3)
+    moved_to = (await env.get_current_time()) + timedelta(days=7)
+    await h.answer(handle, "session_cancelled", moved_to=moved_to.isoformat(), by="calendar")
+    await h.close_as_therapist(handle)
+    return handle
+
+
 async def lenient_input(h: Harness, env: WorkflowEnvironment) -> Handle:
     """An input the current edge rules reject (a 45-minute grace on a production policy, a key
     no version knows): history must replay it all the same."""
@@ -230,6 +248,8 @@ SCENARIOS: dict[str, Scenario] = {
         cancelled_by_operator,
         continued_as_new,
         lenient_input,
+        session_cancelled_in_grace,
+        session_moved_in_round,
     )
 }
 

@@ -346,3 +346,46 @@ async def _run_lengths(h: Harness, case_id: str) -> list[int]:
         run_id = started.continued_execution_run_id
         if not run_id:
             return lengths
+
+
+async def test_a_session_cancelled_during_the_grace_wait_reaches_nobody_but_the_therapist(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    async with harness(time_skipping_env, sqlite_store) as h:
+        handle = await h.start()
+        await time_skipping_env.sleep(timedelta(minutes=5))
+        answer = await h.answer(handle, "session_cancelled", by="calendar")
+        with pytest.raises(CaseError) as again:
+            await h.answer(handle, "session_cancelled", by="calendar")
+        status = await h.awaiting_close_out(handle)
+        resolution = await h.close_as_therapist(handle)
+
+    assert "outreach stops; the therapist still closes the case" in answer
+    assert "cancellation is already recorded" in str(again.value)
+    assert status.stage is Stage.awaiting_therapist and status.session_cancelled_at is not None
+    assert {s.to for s in h.providers.sent} == {"maya.lin@example.org", "+15555550001"}
+    confirm = [s for s in h.providers.sent if s.to == "maya.lin@example.org"]
+    assert "cancelled or moved in the calendar" in confirm[0].body
+    assert resolution.emergency_contact_note is None
+    assert any("session was cancelled" in n.text for n in resolution.notes)
+    stored = await sqlite_store.notes_for_case(resolution.case_id)
+    assert any("session was cancelled" in n.text for n in stored)
+
+
+async def test_a_session_moved_during_round_one_stops_outreach_and_says_where_it_went(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    async with harness(time_skipping_env, sqlite_store) as h:
+        handle = await h.start()
+        await h.advance_to(handle, Stage.contacting_client.value)
+        while len(h.providers.sent) < 3:
+            await time_skipping_env.sleep(timedelta(seconds=5))
+        now = await time_skipping_env.get_current_time()
+        moved_to = (now + timedelta(days=7)).isoformat()
+        await h.answer(handle, "session_cancelled", moved_to=moved_to, by="calendar")
+        resolution = await h.close_as_therapist(handle)
+
+    client_steps = [a.step for a in resolution.attempts if a.recipient_role.value == "client"]
+    assert sorted(client_steps) == ["client/1/email", "client/1/sms", "client/1/voice"]
+    assert not [a for a in resolution.attempts if a.recipient_role.value == "emergency_contact"]
+    assert any("session was moved to" in n.text for n in resolution.notes)

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         ClientArrived,
         ClientReached,
         ClientResponded,
+        SessionCancelled,
     )
     from models.case import (
         Attempt,
@@ -188,8 +189,34 @@ class MissedSessionWorkflow:
         # 1. Wait a reasonable time: the client may still arrive.
         grace_ends = max(case.scheduled_start + policy.grace, self._opened_at)
         self._next(f"Grace wait ends (policy {format_duration(policy.grace)})", grace_ends)
-        await self._within(grace_ends - workflow.now(), lambda: False, "grace wait")
+        await self._within(grace_ends - workflow.now(), self._session_cancelled, "grace wait")
+        if not self._session_cancelled():
+            await self._reach_out()
 
+        # 4. The therapist confirms; remind them and escalate while waiting, without a limit.
+        await self._enter(Stage.awaiting_therapist, EscalationLevel.therapist)
+        if self._session_cancelled():
+            situation = StaffSituation.session_cancelled
+        elif self._status.client_responded:
+            situation = StaffSituation.client_responded
+        else:
+            situation = StaffSituation.nobody_reached
+        self._next("Ask the therapist to confirm the client's status")
+        await self._notify_staff(
+            RecipientRole.therapist, Purpose.therapist_confirmation, "confirm", situation=situation
+        )
+        now = workflow.now()
+        self._status.therapist_asked_at = now
+        self._wait = TherapistWait(
+            started=now,
+            next_reminder=now + policy.therapist_reminder_every,
+            supervisor_due=now + policy.supervisor_after,
+            next_renotify=now + policy.supervisor_renotify_every,
+        )
+
+    async def _reach_out(self) -> None:
+        """Steps 2 and 3: the client, then the emergency contact."""
+        policy = self._policy
         # 2. Reach out again, leaving a caring message (the therapist of a high-risk client
         #    hears at once that outreach has started).
         await self._enter(Stage.contacting_client, EscalationLevel.client_outreach)
@@ -207,30 +234,10 @@ class MissedSessionWorkflow:
         await self._contact_client()
 
         # 3. Contact the emergency contact, only with recorded consent.
-        if not self._status.client_responded:
+        if not self._outreach_over():
             await self._contact_emergency_contact()
         if heads_up is not None:
             await heads_up
-
-        # 4. The therapist confirms; remind them and escalate while waiting, without a limit.
-        await self._enter(Stage.awaiting_therapist, EscalationLevel.therapist)
-        situation = (
-            StaffSituation.client_responded
-            if self._status.client_responded
-            else StaffSituation.nobody_reached
-        )
-        self._next("Ask the therapist to confirm the client's status")
-        await self._notify_staff(
-            RecipientRole.therapist, Purpose.therapist_confirmation, "confirm", situation=situation
-        )
-        now = workflow.now()
-        self._status.therapist_asked_at = now
-        self._wait = TherapistWait(
-            started=now,
-            next_reminder=now + policy.therapist_reminder_every,
-            supervisor_due=now + policy.supervisor_after,
-            next_renotify=now + policy.supervisor_renotify_every,
-        )
 
     async def _contact_client(self) -> None:
         context = self._ctx()
@@ -239,7 +246,7 @@ class MissedSessionWorkflow:
             return
         rounds = self._policy.client_rounds(context.client_risk)
         for number, outreach_round in enumerate(rounds, start=1):
-            if self._status.client_responded:
+            if self._outreach_over():
                 return
             # Channels of a round go out side by side: a call deferred by quiet hours or a
             # provider outage on one channel does not hold the others.
@@ -261,7 +268,7 @@ class MissedSessionWorkflow:
             self._next(f"Wait for the client to respond (round {number})", ends)
             if await self._within(
                 outreach_round.then_wait,
-                lambda: self._status.client_responded,
+                self._outreach_over,
                 f"wait for client response, round {number}",
             ):
                 return
@@ -296,7 +303,7 @@ class MissedSessionWorkflow:
         self._next("Wait for the client to respond after the emergency contact", self._in(wait))
         await self._within(
             wait,
-            lambda: self._status.client_responded,
+            self._outreach_over,
             "wait for client response after the emergency contact",
         )
 
@@ -487,6 +494,32 @@ class MissedSessionWorkflow:
         self._accept_while_open(ClientResponded, answer)
 
     @workflow.update
+    async def session_cancelled(self, answer: RawValue) -> AnswerReceipt:
+        """The calendar says the session was cancelled or moved after the case opened."""
+        cancelled = _decode(SessionCancelled, answer)
+        self._status.session_cancelled_at = workflow.now()
+        self._status.session_moved_to = cancelled.moved_to
+        self._render_details()
+        if cancelled.moved_to is not None:
+            moved = local_label(cancelled.moved_to, self._staff_zone())
+            text = f"The session was moved to {moved} after the case opened; outreach stopped."
+        else:
+            text = "The session was cancelled after the case opened; outreach stopped."
+        self._append_note(cancelled.by, text + _tail(cancelled))
+        await self._flush_notes()
+        return self._receipt("outreach stops; the therapist still closes the case")
+
+    @session_cancelled.validator
+    def _validate_session_cancelled(self, answer: RawValue) -> None:
+        self._accept_while_open(SessionCancelled, answer)
+        if self._session_cancelled():
+            raise ApplicationError(
+                "the session's cancellation is already recorded in this case",
+                type="AlreadyCancelled",
+                non_retryable=True,
+            )
+
+    @workflow.update
     async def acknowledged(self, answer: RawValue) -> AnswerReceipt:
         ack = _decode(Acknowledged, answer)
         until = workflow.now() + self._policy.acknowledgement_pause
@@ -607,7 +640,7 @@ class MissedSessionWorkflow:
         about_client = role in (RecipientRole.client, RecipientRole.emergency_contact)
 
         def stop() -> bool:
-            return about_client and self._status.client_responded
+            return about_client and self._outreach_over()
 
         if channel is not Channel.email and self._policy.quiet_hours.enabled:
             allowed = await workflow.execute_local_activity(
@@ -732,6 +765,13 @@ class MissedSessionWorkflow:
                 return False
         self._stop_if_closing()
         return condition()
+
+    def _outreach_over(self) -> bool:
+        """The client answered, or the session was cancelled: no more outreach about them."""
+        return self._status.client_responded or self._session_cancelled()
+
+    def _session_cancelled(self) -> bool:
+        return self._status.session_cancelled_at is not None
 
     def _stop_if_closing(self) -> None:
         if self._status.closing is not None:
