@@ -17,21 +17,24 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
 
-from models.case import CaseStatus, Resolution, Stage
+from models.calendar import appointment_id_for
+from models.case import CaseStatus, Resolution, Stage, case_id_for
 from models.policy import load_policy
 from models.report import attempt_line, render_resolution
 from providers.factory import build_providers, describe_providers
+from service.calendar_sweep import CalendarService
 from service.cases import CaseService
 from settings import Settings
 from starter import open_store
 from store.directory_csv import import_directory_csv
 from temporal_env.connect import connect
 from temporal_env.dev_server import start_dev_server
+from temporal_env.schedule import SCHEDULE_ID, ensure_sweep_schedule
 from temporal_env.search_attributes import register_search_attributes
 from worker import build_worker
 from workflows.missed_session import MissedSessionWorkflow
@@ -57,7 +60,74 @@ async def _follow(
         await asyncio.sleep(0.5)
 
 
-async def run_demo(settings: Settings, keep_running: bool) -> None:
+def write_demo_calendar(path: Path, now: datetime, run_id: str) -> Path:
+    """The practice calendar for `demo --calendar`: today's sessions (Alex's started a minute
+    ago and has no check-in; Robin checked in), and Robin's session tomorrow cancelled now,
+    inside 24 hours (a late cancellation for the fee decision)."""
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
+
+    def event(uid: str, at: datetime, client: str, *extra: str) -> str:
+        stamp = at.strftime("%Y%m%dT%H%M%SZ")
+        lines = [f"UID:{uid}", f"DTSTAMP:{now:%Y%m%dT%H%M%SZ}", f"DTSTART:{stamp}"]
+        lines += ["DURATION:PT50M", "SUMMARY:Session", f"DESCRIPTION:client:{client}", *extra]
+        return "BEGIN:VEVENT\r\n" + "\r\n".join(lines) + "\r\nEND:VEVENT"
+
+    events = [
+        event(f"{run_id}-alex", start, "C100"),
+        event(f"{run_id}-robin", start - timedelta(minutes=1), "C200", "CATEGORIES:CHECKED-IN"),
+        event(
+            f"{run_id}-robin-tomorrow",
+            start + timedelta(hours=20),
+            "C200",
+            "STATUS:CANCELLED",
+            f"LAST-MODIFIED:{now:%Y%m%dT%H%M%SZ}",
+        ),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Missed Session Outreach//demo//EN\r\n"
+        + "\r\n".join(events)
+        + "\r\nEND:VCALENDAR\r\n"
+    )
+    return path
+
+
+async def run_calendar_demo(
+    client: Client, settings: Settings, service: CaseService, keep_running: bool
+) -> None:
+    """Cases opened by the practice calendar: a Temporal Schedule sweeps a sample .ics."""
+    calendars = CalendarService(service.store, settings, service)
+    now = datetime.now(UTC)
+    run_id = uuid.uuid4().hex[:6]
+    feed = write_demo_calendar(ROOT / "data" / "demo-calendar.ics", now, run_id)
+    source = {"source_id": "demo", "kind": "ics", "location": str(feed), "mode": "presumed"}
+    await calendars.add(source, None, now)
+    print(f"calendar source 'demo' (presumed mode): {feed}")
+    state = await ensure_sweep_schedule(client, settings.temporal_task_queue, timedelta(seconds=10))
+    print(f"schedule {SCHEDULE_ID} {state}: a sweep every 10s (Web UI: Schedules)")
+    await client.get_schedule_handle(SCHEDULE_ID).trigger()
+    case_id = case_id_for(appointment_id_for("demo", f"{run_id}-alex", None))
+    handle = client.get_workflow_handle(case_id, result_type=Resolution)
+    for _ in range(120):  # the schedule's first sweep, a moment after the trigger
+        [row] = await calendars.sources()
+        if row.last_read_at is not None and row.last_read_at > now:
+            print(f"[calendar] first sweep: {row.last_summary}")
+            break
+        await asyncio.sleep(0.5)
+    await _follow(handle, Stage.awaiting_therapist, "calendar case")
+    print(f"\nWeb UI, the calendar's case: {service.ui_link(client.namespace, case_id)}")
+    print(
+        f"Web UI, the schedule: {settings.temporal_ui_url}/namespaces/{client.namespace}/schedules"
+    )
+    if keep_running:
+        print("\nServer, worker and schedule keep running (Ctrl-C stops them).")
+        await asyncio.Event().wait()
+
+
+async def run_demo(settings: Settings, keep_running: bool, from_calendar: bool = False) -> None:
+    if from_calendar:  # the worker's sweep opens the calendar's cases on the demo policy
+        demo_policy = str(ROOT / "policies" / "demo.toml")
+        settings = settings.model_copy(update={"calendar_policy_file": demo_policy})
     env = None
     if os.environ.get("TEMPORAL_ADDRESS"):
         client: Client = await connect()
@@ -77,6 +147,9 @@ async def run_demo(settings: Settings, keep_running: bool) -> None:
     now = datetime.now(UTC)
     try:
         async with build_worker(client, settings, store, providers):
+            if from_calendar:
+                await run_calendar_demo(client, settings, service, keep_running)
+                return
             cases = []
             for client_id in ("C100", "C200"):
                 opened = await service.open(

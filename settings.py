@@ -42,5 +42,15 @@ class Settings(BaseSettings):
     # Worker logs: "text" (one line each, with case and step) or "json" (for log shippers).
     log_format: Literal["text", "json"] = "text"
 
+    # Secrets kept in the case store (a CalDAV password) are encrypted with this key (Fernet,
+    # urlsafe base64 of 32 bytes), or else with the key in `secrets_key_file`, created on first
+    # use (mode 0600). Keep the key out of database backups: a dump alone reveals nothing.
+    secrets_key: SecretStr | None = None
+    secrets_key_file: str = "data/secrets.key"
+
+    # The practice calendar sweep (a Temporal Schedule) and its default escalation policy.
+    calendar_sweep_every_seconds: int = 60
+    calendar_policy_file: str = "policies/default.toml"
+
     # How often a placed call is polled until Twilio reports a final status.
     call_poll_interval_seconds: float = 5.0

@@ -15,25 +15,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from models.answers import CLOSE_OUT_OUTCOMES
 from models.case import Resolution
 from models.durations import format_duration, parse_duration
 from models.policy import PolicyError, load_policy
 from models.report import render_resolution, render_status
+from service.calendar_sweep import CalendarError, CalendarService
 from service.cases import CaseError, CaseListing, CaseService
 from settings import Settings
 from store.case_store import CaseStore
 from store.directory_csv import DirectoryImportError, import_directory_csv
 from store.errors import StoreError
+from store.secrets import SecretsKeyError
 from temporal_env.connect import connect_config
 from temporal_env.process import exit_now
+from temporal_env.schedule import SCHEDULE_ID, ensure_sweep_schedule
 from temporal_env.search_attributes import register_search_attributes
 
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.toml"
@@ -183,7 +188,128 @@ async def cmd_setup(args: argparse.Namespace, settings: Settings) -> None:
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
     from demo import run_demo  # the demo pulls in the dev server; only load it when asked
 
-    await run_demo(settings, keep_running=sys.stdin.isatty() and not args.exit)
+    await run_demo(
+        settings, keep_running=sys.stdin.isatty() and not args.exit, from_calendar=args.calendar
+    )
+
+
+# ---------------------------------------------------------------------- the practice calendar
+@asynccontextmanager
+async def calendar_service(settings: Settings) -> AsyncIterator[CalendarService]:
+    async with case_service(settings) as cases:
+        yield CalendarService(cases.store, settings, cases)
+
+
+async def cmd_calendar_add(args: argparse.Namespace, settings: Settings) -> None:
+    password = None
+    if args.password_env:
+        password = os.environ.get(args.password_env)
+        if not password:
+            raise UserError(f"--password-env: the variable {args.password_env} is not set")
+    mapping: dict[str, Any] = {"therapist_id": args.therapist}
+    if args.client_token:
+        mapping["client_token"] = args.client_token
+    if args.no_show_category:
+        mapping["no_show_categories"] = args.no_show_category
+    if args.check_in_category:
+        mapping["check_in_categories"] = args.check_in_category
+    config = {
+        "source_id": args.id,
+        "kind": "caldav" if args.caldav else "ics",
+        "location": args.caldav or args.ics,
+        "mode": args.mode,
+        "username": args.username,
+        "floating_time_zone": args.floating_tz or settings.practice_time_zone,
+        "mapping": mapping,
+    }
+    async with calendar_service(settings) as calendars:
+        source_id = await calendars.add(config, password, datetime.now(UTC))
+    secret = "; password stored encrypted" if password else ""
+    print(f"calendar source {source_id} saved ({args.mode} mode){secret}")
+
+
+async def cmd_calendar_list(args: argparse.Namespace, settings: Settings) -> None:
+    async with calendar_service(settings) as calendars:
+        rows = await calendars.sources()
+    if not rows:
+        print("no calendar sources: add one with `starter.py calendar add`")
+    for row in rows:
+        source = row.source
+        secret = ", password stored" if row.has_secret else ""
+        print(
+            f"{source.source_id:<20} {source.kind.value:<7} {source.mode.value:<9} "
+            f"{shown_location(source.location)}{secret}"
+        )
+
+
+async def cmd_calendar_remove(args: argparse.Namespace, settings: Settings) -> None:
+    async with calendar_service(settings) as calendars:
+        await calendars.remove(args.id)
+    print(f"calendar source {args.id} removed (its cases stay as they are)")
+
+
+async def cmd_calendar_status(args: argparse.Namespace, settings: Settings) -> None:
+    now = datetime.now(UTC)
+    stale_after = timedelta(seconds=3 * settings.calendar_sweep_every_seconds)
+    async with calendar_service(settings) as calendars:
+        rows = await calendars.sources()
+    if not rows:
+        print("no calendar sources")
+    for row in rows:
+        read = row.last_read_at
+        if read is None:
+            freshness = "never read"
+        else:
+            age = now - read
+            stale = "  STALE" if age > stale_after else ""
+            freshness = f"last read {_t(read)} ({format_duration(age)} ago){stale}"
+        print(f"{row.source.source_id}: {freshness}")
+        if row.last_summary:
+            print(f"  last sweep: {row.last_summary}")
+        if row.last_error and (read is None or (row.last_error_at or now) > read):
+            print(f"  last error {_t(row.last_error_at or now)}: {row.last_error}")
+
+
+async def cmd_calendar_schedule(args: argparse.Namespace, settings: Settings) -> None:
+    try:
+        every = parse_duration(args.every)
+    except ValueError as exc:
+        raise UserError(f"--every: {exc}") from None
+    if not timedelta(seconds=10) <= every <= timedelta(hours=1):
+        raise UserError("--every: between 10s and 1h")
+    async with case_service(settings) as service:
+        client = await service.temporal()
+        state = await ensure_sweep_schedule(client, settings.temporal_task_queue, every)
+    print(f"schedule {SCHEDULE_ID} {state}: a calendar sweep every {format_duration(every)}")
+
+
+async def cmd_sweep(args: argparse.Namespace, settings: Settings) -> None:
+    async with calendar_service(settings) as calendars:
+        reports = await calendars.sweep(datetime.now(UTC))
+    if not reports:
+        print("no calendar sources to sweep")
+    for report in reports:
+        print(f"{report.source_id}: {report.summary()}")
+        for appointment, late in report.opened.items():
+            print(f"  opened {appointment} ({format_duration(timedelta(seconds=late))} late)")
+        for label, ids in (
+            ("check-in reported", report.arrivals),
+            ("cancellation reported", report.cancellations),
+            ("late cancellation recorded", report.late_cancellations),
+            ("skipped", report.skipped),
+        ):
+            for item in ids:
+                print(f"  {label}: {item}")
+
+
+def shown_location(location: str) -> str:
+    """A source's location without credentials or a query string (a feed's secret token)."""
+    parts = urlsplit(location)
+    if not parts.scheme or not parts.netloc:
+        return location
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" + ("?..." if parts.query else "")
 
 
 # ---------------------------------------------------------------------- parser
@@ -257,11 +383,45 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("file")
     d.set_defaults(run=cmd_directory_import)
 
+    p = sub.add_parser("calendar", help="the practice calendars that open cases on their own")
+    csub = p.add_subparsers(dest="calendar_command", required=True)
+    c = csub.add_parser("add", help="add (or replace) a calendar source")
+    c.add_argument("id", help="a short name, e.g. front-desk (at most 24 characters)")
+    where = c.add_mutually_exclusive_group(required=True)
+    where.add_argument("--ics", help="an .ics file path or an https URL (export/subscription)")
+    where.add_argument("--caldav", help="a CalDAV calendar URL")
+    c.add_argument("--mode", required=True, choices=["marked", "presumed"])
+    c.add_argument("--username", help="CalDAV user")
+    c.add_argument("--password-env", help="the environment variable holding the password")
+    c.add_argument("--therapist", help="the calendar's owner: therapist of every session in it")
+    c.add_argument("--floating-tz", help="zone of times without one (default: the practice's)")
+    c.add_argument("--client-token", help='prefix naming the client, default "client:"')
+    c.add_argument("--no-show-category", action="append", help="repeatable")
+    c.add_argument("--check-in-category", action="append", help="repeatable")
+    c.set_defaults(run=cmd_calendar_add)
+    c = csub.add_parser("list", help="the calendar sources")
+    c.set_defaults(run=cmd_calendar_list)
+    c = csub.add_parser("remove", help="stop reading a calendar source")
+    c.add_argument("id")
+    c.set_defaults(run=cmd_calendar_remove)
+    c = csub.add_parser("status", help="each source's last successful read and how stale it is")
+    c.set_defaults(run=cmd_calendar_status)
+    c = csub.add_parser("schedule", help="create or update the sweep's Temporal Schedule")
+    c.add_argument("--every", default="60s")
+    c.set_defaults(run=cmd_calendar_schedule)
+
+    p = sub.add_parser("sweep", help="sweep the calendars now and print what was done")
+    p.add_argument("--once", action="store_true", required=True)
+    p.set_defaults(run=cmd_sweep)
+
     p = sub.add_parser("setup", help="create the case store and register search attributes")
     p.set_defaults(run=cmd_setup)
 
     p = sub.add_parser("demo", help="a whole case on the embedded dev server, no credentials")
     p.add_argument("--exit", action="store_true", help="exit at the end even in a terminal")
+    p.add_argument(
+        "--calendar", action="store_true", help="cases opened by a sample practice calendar"
+    )
     p.set_defaults(run=cmd_demo)
     return parser
 
@@ -270,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         asyncio.run(args.run(args, Settings()))
-    except (UserError, CaseError, StoreError, PolicyError) as exc:
+    except (UserError, CaseError, CalendarError, StoreError, PolicyError, SecretsKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

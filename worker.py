@@ -18,17 +18,21 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.calendar_sweep import CalendarSweepActivities
 from activities.case_records import CaseRecordActivities
 from activities.clock import next_send_time
 from activities.outreach import OutreachActivities
 from models.messages import PracticeInfo
 from providers.base import Providers
 from providers.factory import build_providers, describe_providers
+from service.calendar_sweep import CalendarService
+from service.cases import CaseService
 from settings import Settings
 from store.case_store import CaseStore
 from temporal_env.connect import connect
 from temporal_env.logging_setup import configure_logging
 from temporal_env.process import exit_now
+from workflows.calendar_sweep import CalendarSweepWorkflow
 from workflows.missed_session import MissedSessionWorkflow
 
 log = logging.getLogger("worker")
@@ -56,11 +60,16 @@ def build_worker(
     records = CaseRecordActivities(
         store, settings.practice_time_zone, settings.practice_on_call_email
     )
+    queue = task_queue or settings.temporal_task_queue
+    cases = CaseService(store, settings.model_copy(update={"temporal_task_queue": queue}), client)
+    sweep = CalendarSweepActivities(CalendarService(store, settings, cases))
     return Worker(
         client,
-        task_queue=task_queue or settings.temporal_task_queue,
-        workflows=[MissedSessionWorkflow],
+        task_queue=queue,
+        workflows=[MissedSessionWorkflow, CalendarSweepWorkflow],
         activities=[
+            sweep.list_calendar_sources,
+            sweep.sweep_calendar_source,
             outreach.send_sms,
             outreach.send_email,
             outreach.place_call,

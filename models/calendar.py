@@ -11,13 +11,14 @@ checked in, tell a case its session was cancelled or moved, record a late cancel
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
-from models.edge import checked_id, checked_text
+from models.edge import checked_id, checked_text, is_edge
 
 
 class SourceKind(StrEnum):
@@ -30,7 +31,12 @@ class SourceMode(StrEnum):
     presumed = "presumed"  # a case opens at the start of every session without a check-in
 
 
-SourceId = Annotated[str, AfterValidator(checked_id)]
+def _checked_source_id(value: str, info: ValidationInfo) -> str:
+    """At the edge, 1-24 id characters: appointment ids made from it must fit in 64."""
+    checked_id(value, info)
+    if is_edge(info) and len(value) > 24:
+        raise ValueError("at most 24 characters: ASCII letters, digits, _ . : -")
+    return value
 
 
 class EventMapping(BaseModel):
@@ -66,7 +72,7 @@ class CalendarSource(BaseModel):
     """A calendar the practice already keeps. `location` is a file path, an http(s) URL or a
     CalDAV collection URL; a CalDAV password is kept encrypted in the store, never here."""
 
-    source_id: SourceId
+    source_id: Annotated[str, AfterValidator(_checked_source_id)]
     kind: SourceKind
     location: Annotated[str, AfterValidator(checked_text(2000))] = Field(min_length=1)
     mode: SourceMode = SourceMode.marked
@@ -152,3 +158,135 @@ class RecordLateCancellation(BaseModel):
     client_id: str
     start: datetime
     cancelled_at: datetime
+
+
+SweepAction = OpenCase | ReportArrival | ReportCancellation | RecordLateCancellation
+
+
+class SweepRules(BaseModel):
+    """What the sweep may do, from the source and the escalation policy."""
+
+    mode: SourceMode
+    late_cancellation_window: timedelta = timedelta(hours=24)
+    catch_up: timedelta = Field(
+        default=timedelta(days=2),
+        description="How long after its start a missed session still opens a case (downtime).",
+    )
+
+
+def moved_appointment_id(appointment_id: str, start: datetime) -> str:
+    """A session moved after its case opened is a new appointment at its new time (so a miss
+    of the rescheduled session opens a case of its own)."""
+    return f"{appointment_id}.{start.astimezone(UTC):%Y%m%d%H%M}"
+
+
+def plan_sweep(
+    sessions: list[CalendarSession],
+    known: Mapping[str, KnownSession],
+    rules: SweepRules,
+    now: datetime,
+    window: tuple[datetime, datetime] | None = None,
+) -> list[SweepAction]:
+    """What one sweep does about the sessions it read: a pure function, so a sweep run twice,
+    or after days of downtime, decides the same (the case store remembers what was done).
+
+    `known` also holds the open cases of this source whose session starts inside the `window`
+    read: one that is no longer in the calendar (deleted, or moved out of the window) is
+    reported cancelled."""
+    actions: list[SweepAction] = []
+    read = {s.appointment_id for s in sessions}
+    if window is not None:
+        for earlier in known.values():
+            start = earlier.scheduled_start
+            if earlier.appointment_id in read or start is None or not earlier.case_open:
+                continue
+            if not earlier.cancellation_reported and window[0] <= start <= window[1]:
+                actions.append(ReportCancellation(appointment_id=earlier.appointment_id))
+    for session in sessions:
+        if session.client_id is None:
+            continue  # reported by the feed reader as an event that maps to nobody
+        seen: KnownSession | None = known.get(session.appointment_id)
+        if session.status == "cancelled":
+            actions += _cancelled(session, seen, rules)
+            continue
+        appointment_id = session.appointment_id
+        if seen and seen.case_opened and seen.scheduled_start not in (None, session.start):
+            if seen.case_open and not seen.cancellation_reported:
+                actions.append(
+                    ReportCancellation(appointment_id=appointment_id, moved_to=session.start)
+                )
+            appointment_id = moved_appointment_id(appointment_id, session.start)
+            seen = known.get(appointment_id)
+        if seen and seen.case_open and session.checked_in and not seen.arrival_reported:
+            actions.append(ReportArrival(appointment_id=appointment_id))
+        if seen and seen.case_opened:
+            continue
+        if _qualifies(session, rules, now):
+            actions.append(
+                OpenCase(
+                    appointment_id=appointment_id,
+                    client_id=session.client_id,
+                    therapist_id=session.therapist_id,
+                    start=session.start,
+                    late_by=now - session.start,
+                )
+            )
+    return actions
+
+
+def _qualifies(session: CalendarSession, rules: SweepRules, now: datetime) -> bool:
+    """A missed session: started, not checked in, not too long ago, and (in `marked` mode)
+    marked a no-show."""
+    if session.checked_in or session.start > now or now - session.start > rules.catch_up:
+        return False
+    return rules.mode is SourceMode.presumed or session.no_show
+
+
+def _cancelled(
+    session: CalendarSession, seen: KnownSession | None, rules: SweepRules
+) -> list[SweepAction]:
+    actions: list[SweepAction] = []
+    if seen and seen.case_open and not seen.cancellation_reported:
+        actions.append(ReportCancellation(appointment_id=session.appointment_id))
+    cancelled_at = session.modified_at
+    late = (
+        cancelled_at is not None and cancelled_at >= session.start - rules.late_cancellation_window
+    )
+    if late and not (seen and seen.late_cancellation_recorded) and session.client_id:
+        assert cancelled_at is not None
+        actions.append(
+            RecordLateCancellation(
+                appointment_id=session.appointment_id,
+                client_id=session.client_id,
+                start=session.start,
+                cancelled_at=cancelled_at,
+            )
+        )
+    return actions
+
+
+class SweepReport(BaseModel):
+    """What one sweep of one source did: ids, counts and times only (it enters history)."""
+
+    source_id: str
+    read_ok: bool
+    window_start: datetime
+    window_end: datetime
+    sessions: int = 0
+    opened: dict[str, float] = Field(
+        default={}, description="appointment id -> seconds after the session's start it opened"
+    )
+    arrivals: list[str] = []
+    cancellations: list[str] = []
+    late_cancellations: list[str] = []
+    skipped: list[str] = Field(default=[], description="Events skipped, said without contents.")
+    error: str | None = None
+
+    def summary(self) -> str:
+        if not self.read_ok:
+            return f"not read: {self.error}"
+        return (
+            f"{self.sessions} sessions; opened {len(self.opened)}, check-ins "
+            f"{len(self.arrivals)}, cancellations {len(self.cancellations)}, late cancellations "
+            f"{len(self.late_cancellations)}, skipped {len(self.skipped)}"
+        )

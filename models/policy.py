@@ -103,6 +103,16 @@ class EscalationPolicy(_PolicyPart):
     trigger_window_days: int = Field(
         default=7, description="A case opens only for a session within this many days of now."
     )
+    late_cancellation_window: Duration = Field(
+        default=timedelta(hours=24),
+        description="A session cancelled less than this before its start is recorded as a late "
+        "cancellation for the fee decision (no outreach).",
+    )
+    calendar_catch_up: Duration = Field(
+        default=timedelta(days=2),
+        description="How long after its start a missed calendar session still opens a case "
+        "(after the sweep was down).",
+    )
     no_show_fee_cents: int = 0
     currency: str = "USD"
     attendance_window_days: int = 90
@@ -139,6 +149,8 @@ def policy_problems(policy: EscalationPolicy) -> list[str]:
         "acknowledgement_pause": policy.acknowledgement_pause,
         "supervisor_renotify_every": policy.supervisor_renotify_every,
         "message_retry_for": policy.message_retry_for,
+        "late_cancellation_window": policy.late_cancellation_window,
+        "calendar_catch_up": policy.calendar_catch_up,
         **{f"rounds.{n}.then_wait": r.then_wait for n, r in enumerate(policy.rounds)},
     }
     for field, wait in waits.items():

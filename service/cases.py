@@ -79,6 +79,10 @@ class CaseService:
         self._settings = settings
         self._client = client
 
+    @property
+    def store(self) -> CaseStore:
+        return self._store
+
     # ------------------------------------------------------------------ Temporal
     async def temporal(self) -> Client:
         """The Temporal client, connected on first use (listing works without a server)."""

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 
+from alembic.util import CommandError
 from sqlalchemy import Executable, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping, make_url
@@ -22,12 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from models.case import Attempt, AttemptResult, CaseHeader, NoteEntry, Resolution, Stage
 from models.directory import Channel, ClientProfile, ConsentChange, Therapist
 from models.outreach import NoteRecord, OpenCaseRequest, OutreachRequest, StageChange
-from store.errors import safe_store_error
+from store import migrations
+from store.calendar_records import CalendarRecords
+from store.errors import StoreError, safe_store_error
 from store.rows import AttemptRow, AttemptState, AttendanceStatus, CaseRow
 from store.schema import (
     AttemptTable,
     AttendanceTable,
-    Base,
     CaseTable,
     ClientTable,
     NoteTable,
@@ -45,7 +47,7 @@ _UPSERTS: dict[str, Callable[[Any], Upsert]] = {
 _SQLITE_BUSY_TIMEOUT_S = 30  # several activities may write at once; wait rather than fail
 
 
-class CaseStore:
+class CaseStore(CalendarRecords):
     def __init__(self, engine: AsyncEngine) -> None:
         if engine.dialect.name not in _UPSERTS:
             raise ValueError(f"unsupported database {engine.dialect.name!r}: SQLite or PostgreSQL")
@@ -85,9 +87,16 @@ class CaseStore:
             raise safe_store_error(exc) from None
 
     async def create_schema(self) -> None:
-        """Create missing tables; existing ones are left as they are."""
-        async with self._begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+        """Create or upgrade the schema: `alembic upgrade head` with the migrations in
+        `store/migrations`, so a store made by an older version gains what was added since and
+        keeps its rows (`create_all` never changes a table that exists). A store from before
+        migrations is stamped with the revision it already has first. Running it again is a
+        no-op."""
+        try:
+            async with self._begin() as conn:
+                await conn.run_sync(migrations.upgrade)
+        except CommandError as exc:  # e.g. a revision this code does not know: newer code ran
+            raise StoreError(f"case store schema cannot be upgraded ({exc})") from None
 
     async def close(self) -> None:
         await self._engine.dispose()

@@ -15,7 +15,7 @@ AttemptState = Literal["sending", "retry", "accepted", "done"]
 retry: the provider refused with 429/5xx, safe to send again; accepted: the provider took it
 (a call may still be ringing); done: the result is final and never changes."""
 
-AttendanceStatus = Literal["no_show", "attended_late", "attended"]
+AttendanceStatus = Literal["no_show", "attended_late", "attended", "late_cancelled"]
 
 
 class CaseRow(CaseHeader):

@@ -70,6 +70,12 @@ class PostgresTestDatabase:
             await conn.execute(text(f"TRUNCATE {tables}"))
         return store
 
+    async def create(self) -> None:
+        """Create the database now, without a table (a test that needs a database of its own)."""
+        if not self._created:
+            await _postgres_admin(f'CREATE DATABASE "{self.name}"')
+            self._created = True
+
     async def drop(self) -> None:
         if self._created:
             await _postgres_admin(f'DROP DATABASE "{self.name}" WITH (FORCE)')
@@ -118,3 +124,18 @@ async def case_store(
         store = await postgres_test_database.empty_store()
     yield store
     await store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a database without a single table, once on each backend: a new SQLite file,
+    or a new PostgreSQL database of this test's own, dropped afterwards (migration tests)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/cases.db"
+        return
+    database = PostgresTestDatabase()
+    await database.create()
+    try:
+        yield database.url
+    finally:
+        await database.drop()

@@ -1,0 +1,271 @@
+"""The calendar sweep: the practice's calendars open, answer and document cases on their own.
+
+One sweep reads each calendar source for a window around now, decides with
+`models.calendar.plan_sweep` what to do, and does it through the case service, like every
+other caller: open a case (once per appointment, ever: the workflow id), tell a case the client
+checked in (`client_arrived`), or that its session was cancelled or moved (`session_cancelled`),
+and record late cancellations for the fee decision. What was done is kept in the case store, so
+a sweep run twice, overlapping, or after days of downtime does nothing twice.
+
+A source that cannot be read, or an event that maps to nobody, is reported (the source's status,
+the worker log) and skipped: one bad source or event never stops the others.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from calendars.caldav_source import CalDavError, fetch_caldav
+from calendars.feed import FeedError, read_sessions
+from calendars.fetch import fetch_ics
+from models.calendar import (
+    CalendarSession,
+    CalendarSource,
+    OpenCase,
+    RecordLateCancellation,
+    ReportArrival,
+    ReportCancellation,
+    SourceKind,
+    SweepAction,
+    SweepReport,
+    SweepRules,
+    plan_sweep,
+)
+from models.case import case_id_for
+from models.durations import format_duration
+from models.edge import EdgeError, at_edge
+from models.policy import EscalationPolicy, PolicyError, load_policy
+from service.cases import CaseError, CaseService
+from settings import Settings
+from store.calendar_records import SourceRow
+from store.case_store import CaseStore
+from store.errors import StoreError
+from store.secrets import SecretBox, SecretsKeyError
+
+log = logging.getLogger(__name__)
+
+Reader = Callable[[CalendarSource, str | None, datetime, datetime], Awaitable[bytes]]
+LOOKAHEAD_EXTRA = timedelta(days=1)  # beyond the late-cancellation window: moves, cancellations
+
+
+class CalendarError(Exception):
+    """A problem with a calendar source, in the product's words (one line)."""
+
+
+async def read_source(
+    source: CalendarSource, password: str | None, start: datetime, end: datetime
+) -> bytes:
+    """The source's iCalendar text: a file or URL as it is, or a CalDAV calendar's events."""
+    if source.kind is SourceKind.caldav:
+        return await fetch_caldav(source.location, source.username, password, start, end)
+    return await fetch_ics(source.location)
+
+
+class CalendarService:
+    def __init__(
+        self,
+        store: CaseStore,
+        settings: Settings,
+        cases: CaseService,
+        reader: Reader = read_source,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._cases = cases
+        self._reader = reader
+
+    def _secrets(self) -> SecretBox:
+        key = self._settings.secrets_key
+        return SecretBox.from_key_or_file(
+            key.get_secret_value() if key else None, self._settings.secrets_key_file
+        )
+
+    # ------------------------------------------------------------------ sources
+    async def add(self, config: dict[str, object], password: str | None, now: datetime) -> str:
+        """Add (or replace) a source; the password is stored encrypted, never printed."""
+        try:
+            source = at_edge(CalendarSource, config)
+        except EdgeError as exc:
+            raise CalendarError(f"calendar source: {exc}") from None
+        if password and source.kind is not SourceKind.caldav:
+            raise CalendarError("a password is only used by CalDAV sources")
+        url = urlsplit(source.location)
+        if url.username or url.password:
+            raise CalendarError(
+                "calendar source: location: no user or password in the URL: use --username "
+                "and --password-env (the password is stored encrypted)"
+            )
+        secrets: dict[str, str] = {}
+        if password:
+            secrets["password"] = password
+        if url.query:  # a private feed's token (e.g. Google's secret address) is a secret too
+            secrets["location"] = source.location
+            source = source.model_copy(update={"location": url._replace(query="...").geturl()})
+        sealed = self._secrets().encrypt(json.dumps(secrets)) if secrets else None
+        await self._store.save_source(source, sealed, now)
+        return source.source_id
+
+    async def remove(self, source_id: str) -> None:
+        if not await self._store.remove_source(source_id):
+            raise CalendarError(f"no such calendar source: {source_id}")
+
+    async def sources(self) -> list[SourceRow]:
+        return await self._store.list_sources()
+
+    async def source_ids(self) -> list[str]:
+        return [row.source.source_id for row in await self._store.list_sources()]
+
+    # ------------------------------------------------------------------ sweeping
+    async def sweep(self, now: datetime) -> list[SweepReport]:
+        """Sweep every source; each is independent of the others."""
+        sources = await self._store.list_sources()
+        return [await self.sweep_source(row.source.source_id, now) for row in sources]
+
+    async def sweep_source(self, source_id: str, now: datetime) -> SweepReport:
+        row = await self._store.get_source(source_id)
+        if row is None:
+            raise CalendarError(f"no such calendar source: {source_id}")
+        source = row.source
+        policy = self._policy()
+        rules = SweepRules(
+            mode=source.mode,
+            late_cancellation_window=policy.late_cancellation_window,
+            catch_up=policy.calendar_catch_up,
+        )
+        start = now - rules.catch_up
+        end = now + rules.late_cancellation_window + LOOKAHEAD_EXTRA
+        report = SweepReport(source_id=source_id, read_ok=False, window_start=start, window_end=end)
+        try:
+            sessions = await self._read(source, start, end, report)
+        except (FeedError, CalDavError, SecretsKeyError, OSError) as exc:
+            report.error = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            log.warning("calendar source %s not read: %s", source_id, report.error)
+            await self._store.record_read(source_id, now, error=report.error)
+            return report
+        report.read_ok = True
+        report.sessions = len(sessions)
+        ids = {s.appointment_id for s in sessions}
+        known = await self._store.known_sessions(
+            ids | set(await self._store.open_calendar_sessions(source_id, start, end))
+        )
+        starts = {s.appointment_id: s.start for s in sessions}
+        for action in plan_sweep(sessions, known, rules, now, window=(start, end)):
+            await self._apply(action, source, policy, now, report, starts)
+        await self._store.record_read(source_id, now, swept_until=now, summary=report.summary())
+        log.info("calendar source %s swept: %s", source_id, report.summary())
+        return report
+
+    async def _read(
+        self, source: CalendarSource, start: datetime, end: datetime, report: SweepReport
+    ) -> list[CalendarSession]:
+        sealed = await self._store.source_secret(source.source_id)
+        secrets = json.loads(self._secrets().decrypt(sealed)) if sealed else {}
+        if "location" in secrets:
+            source = source.model_copy(update={"location": secrets["location"]})
+        ics = await self._reader(source, secrets.get("password"), start, end)
+        emails = await self._store.client_ids_by_email()
+        sessions, unreadable = read_sessions(ics, source, start, end, emails)
+        report.skipped += [f"{u.event}: {u.reason}" for u in unreadable]
+        for problem in unreadable:
+            log.warning("calendar source %s: skipped %s", source.source_id, problem.event)
+        return sessions
+
+    def _policy(self) -> EscalationPolicy:
+        try:
+            return load_policy(self._settings.calendar_policy_file)
+        except PolicyError as exc:
+            raise CalendarError(str(exc)) from None
+
+    async def _apply(
+        self,
+        action: SweepAction,
+        source: CalendarSource,
+        policy: EscalationPolicy,
+        now: datetime,
+        report: SweepReport,
+        starts: dict[str, datetime],
+    ) -> None:
+        """Do one action through the case service; a refusal is reported, never fatal."""
+        mark = self._store.mark_session
+        source_id = source.source_id
+        try:
+            if isinstance(action, OpenCase):
+                await self._open(action, source_id, policy, now, report)
+            elif isinstance(action, ReportArrival):
+                await self._answer_once(
+                    action.appointment_id, "client_arrived", {"note": "Checked in (calendar)."}
+                )
+                start = starts.get(action.appointment_id, now)
+                await mark(action.appointment_id, source_id, start, arrival_reported_at=now)
+                report.arrivals.append(action.appointment_id)
+            elif isinstance(action, ReportCancellation):
+                data: dict[str, object] = {"by": "calendar"}
+                if action.moved_to is not None:
+                    data["moved_to"] = action.moved_to.isoformat()
+                await self._answer_once(action.appointment_id, "session_cancelled", data)
+                start = starts.get(action.appointment_id, now)
+                await mark(action.appointment_id, source_id, start, cancellation_reported_at=now)
+                report.cancellations.append(action.appointment_id)
+            elif isinstance(action, RecordLateCancellation):
+                await self._store.record_attendance(
+                    action.appointment_id, action.client_id, action.start, "late_cancelled"
+                )
+                await mark(
+                    action.appointment_id,
+                    source_id,
+                    action.start,
+                    late_cancellation_at=action.cancelled_at,
+                )
+                report.late_cancellations.append(action.appointment_id)
+        except CaseError as exc:
+            report.skipped.append(f"{action.appointment_id}: {exc}")
+            log.warning("calendar source %s: %s", source_id, exc)
+        except StoreError:
+            raise  # the store is down: Temporal retries the sweep; nothing was half-done
+
+    async def _open(
+        self,
+        action: OpenCase,
+        source_id: str,
+        policy: EscalationPolicy,
+        now: datetime,
+        report: SweepReport,
+    ) -> None:
+        opened = await self._cases.open(
+            appointment_id=action.appointment_id,
+            client_id=action.client_id,
+            therapist_id=action.therapist_id,
+            scheduled_start=action.start,
+            policy=policy,
+            now=now,
+        )
+        late = max(action.late_by, timedelta(0))
+        if opened.new:
+            minutes = timedelta(minutes=int(late.total_seconds() // 60))
+            when = f"{format_duration(minutes)} after" if minutes else "at"
+            text = (
+                f"Opened by the practice calendar (source {source_id}) {when} the session's start."
+            )
+            await self._cases.answer(
+                opened.case_id, "add_note", {"author": "calendar", "text": text}
+            )
+        await self._store.mark_session(
+            action.appointment_id,
+            source_id,
+            action.start,
+            case_opened_at=now,
+            opened_late_seconds=int(late.total_seconds()),
+        )
+        report.opened[action.appointment_id] = late.total_seconds()
+
+    async def _answer_once(self, appointment_id: str, update: str, data: dict[str, object]) -> None:
+        """An answer to a case that closed meanwhile is done already: nothing to repeat."""
+        try:
+            await self._cases.answer(case_id_for(appointment_id), update, data)
+        except CaseError as exc:
+            if "already" not in str(exc) and "no longer running" not in str(exc):
+                raise

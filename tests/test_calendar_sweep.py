@@ -1,0 +1,244 @@
+"""The practice calendar opens, answers and documents cases: the sweep on the time-skipping
+server with the real case workflow, a real SQLite store and .ics files written by the test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from models.calendar import SweepReport, moved_appointment_id
+from models.case import Resolution, case_id_for
+from service.calendar_sweep import CalendarService
+from store.case_store import CaseStore
+from temporal_env.binaries import find_binary
+from temporal_env.search_attributes import register_search_attributes
+from tests.calendar_data import vevent, write
+from tests.harness import Harness, harness
+from workflows.calendar_sweep import CalendarSweepWorkflow
+
+PHI = ("Alex", "Kim", "alex@example.org", "Session with", "Weekly session")
+
+
+@dataclass
+class Sweeper:
+    h: Harness
+    calendars: CalendarService
+    feed: Path
+
+    async def add(self, mode: str, source_id: str = "front-desk", **extra: object) -> None:
+        config = {"source_id": source_id, "kind": "ics", "location": str(self.feed), "mode": mode}
+        await self.calendars.add({**config, **extra}, None, await self.now())
+
+    async def now(self) -> datetime:
+        return await self.h.env.get_current_time()
+
+    async def sweep(self, now: datetime | None = None) -> SweepReport:
+        [report] = await self.calendars.sweep(now or await self.now())
+        self.h.started += [case_id_for(a) for a in report.opened]
+        return report
+
+
+@pytest.fixture
+async def own_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this test's own: a case left mid-outreach by a test (and the
+    calendar opens cases late, so outreach starts at once) can leave the shared server unable
+    to skip time for the tests after it."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def sweeper(
+    own_env: WorkflowEnvironment, sqlite_store: CaseStore, tmp_path: Path
+) -> AsyncIterator[Sweeper]:
+    async with harness(own_env, sqlite_store) as h:
+        settings = h.settings.model_copy(update={"secrets_key_file": str(tmp_path / "secrets.key")})
+        yield Sweeper(h, CalendarService(sqlite_store, settings, h.service), tmp_path / "cal.ics")
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+async def test_a_series_with_an_exception_and_cancellations_opens_one_case_once(
+    sweeper: Sweeper, sqlite_store: CaseStore
+) -> None:
+    now = await sweeper.now()
+    today = _minute(now) - timedelta(hours=1)  # today's session started an hour ago
+    day = timedelta(days=1)
+    write(
+        sweeper.feed,
+        vevent("series-1", today - day, rrule="FREQ=DAILY;COUNT=4", exdates=[today - day]),
+        # tomorrow's, cancelled this morning (inside 24 h); the day after's too (outside 24 h)
+        vevent(
+            "series-1", today + day, recurrence_id=today + day, status="CANCELLED", modified=now
+        ),
+        vevent(
+            "series-1",
+            today + 2 * day,
+            recurrence_id=today + 2 * day,
+            status="CANCELLED",
+            modified=now,
+        ),
+    )
+    await sweeper.add("presumed")
+    first = await sweeper.sweep()
+    again = await sweeper.sweep()
+
+    [opened] = first.opened
+    case = await sqlite_store.get_case(case_id_for(opened))
+    assert case is not None and case.scheduled_start == today and case.client_id == "C1"
+    assert first.opened[opened] == pytest.approx(3600, abs=60)  # opened an hour late
+    [late] = first.late_cancellations
+    assert late != opened
+    assert (again.opened, again.late_cancellations, again.cancellations) == ({}, [], [])
+    assert len(await sqlite_store.list_cases()) == 1  # the EXDATE'd instance opened nothing
+    notes = await sqlite_store.notes_for_case(case_id_for(opened))
+    assert any(n.author == "calendar" and "1h after the session's start" in n.text for n in notes)
+    for phi in PHI:
+        assert phi not in first.model_dump_json()
+
+
+async def test_a_check_in_during_the_grace_wait_closes_the_case_silently(
+    sweeper: Sweeper,
+) -> None:
+    now = await sweeper.now()
+    start = _minute(now) - timedelta(minutes=5)
+    write(sweeper.feed, vevent("single-1", start))
+    await sweeper.add("presumed")
+    [appointment] = (await sweeper.sweep()).opened
+    write(sweeper.feed, vevent("single-1", start, categories=["CHECKED-IN"]))
+    second = await sweeper.sweep()
+    handle = sweeper.h.client.get_workflow_handle(case_id_for(appointment), result_type=Resolution)
+    resolution = await handle.result()
+    third = await sweeper.sweep()
+
+    assert second.arrivals == [appointment] and third.arrivals == []
+    assert resolution.outcome.value == "attended_late"
+    assert sweeper.h.providers.sent == []
+
+
+async def test_marked_mode_opens_only_no_shows_and_a_moved_session_stops_outreach(
+    sweeper: Sweeper,
+) -> None:
+    now = await sweeper.now()
+    start = _minute(now) - timedelta(minutes=10)
+    write(
+        sweeper.feed,
+        vevent("marked-1", start, categories=["NO-SHOW"]),
+        vevent("unmarked-1", start, client="C3"),
+    )
+    await sweeper.add("marked")
+    [appointment] = (await sweeper.sweep()).opened
+    moved_to = start + timedelta(days=1)
+    write(sweeper.feed, vevent("marked-1", moved_to), vevent("unmarked-1", start, client="C3"))
+    moved = await sweeper.sweep()
+    handle = sweeper.h.client.get_workflow_handle(case_id_for(appointment), result_type=Resolution)
+    status = await sweeper.h.status(handle)
+    resolution = await sweeper.h.close_as_therapist(handle)
+
+    assert moved.cancellations == [appointment] and moved.opened == {}
+    assert status.session_moved_to == moved_to
+    assert any("session was moved to" in n.text for n in status.notes)
+    assert any("session was moved to" in n.text for n in resolution.notes)
+    # A miss of the rescheduled session would open a case of its own.
+    assert moved_appointment_id(appointment, moved_to) != appointment
+
+
+async def test_after_six_hours_of_downtime_the_sweep_catches_up_and_says_how_late(
+    sweeper: Sweeper, sqlite_store: CaseStore
+) -> None:
+    now = await sweeper.now()
+    write(
+        sweeper.feed,
+        vevent("early-1", _minute(now) - timedelta(hours=6)),
+        vevent("ancient-1", _minute(now) - timedelta(days=3)),  # past the policy's catch-up
+    )
+    await sweeper.add("presumed")
+    report = await sweeper.sweep()
+
+    [(appointment, late)] = report.opened.items()
+    assert late == pytest.approx(6 * 3600, abs=60)
+    notes = await sqlite_store.notes_for_case(case_id_for(appointment))
+    assert any("6h after the session's start" in n.text for n in notes)
+
+
+async def test_one_malformed_event_and_one_unreadable_source_stop_nothing_else(
+    sweeper: Sweeper, sqlite_store: CaseStore, tmp_path: Path
+) -> None:
+    now = await sweeper.now()
+    start = _minute(now) - timedelta(minutes=5)
+    write(
+        sweeper.feed,
+        vevent("good-1", start),
+        vevent("bad-1", start, rrule="FREQ=SOMETIMES;COUNT=x"),
+        vevent("nobody-1", start, client=None),
+    )
+    await sweeper.add("presumed")
+    gone = {"source_id": "old-export", "kind": "ics", "location": str(tmp_path / "none.ics")}
+    await sweeper.calendars.add(gone, None, now)
+    reports = {r.source_id: r for r in await sweeper.calendars.sweep(now)}
+    sweeper.h.started += [case_id_for(a) for a in reports["front-desk"].opened]
+
+    good = reports["front-desk"]
+    assert good.read_ok and len(good.opened) == 1 and len(good.skipped) == 2
+    assert not reports["old-export"].read_ok and reports["old-export"].error
+    rows = {r.source.source_id: r for r in await sqlite_store.list_sources()}
+    assert rows["front-desk"].last_read_at == now and rows["front-desk"].last_error is None
+    assert rows["old-export"].last_read_at is None and rows["old-export"].last_error
+    for phi in (*PHI, "bad-1", "nobody-1", "good-1"):
+        assert phi not in good.model_dump_json()
+
+
+async def test_the_week_of_a_dst_change_opens_each_session_at_its_local_time(
+    sweeper: Sweeper, sqlite_store: CaseStore
+) -> None:
+    # 10:00 in New York every Monday: 15:00 UTC before 14 March 2027, 14:00 UTC after.
+    write(
+        sweeper.feed,
+        vevent(
+            "weekly-ny", "20270301T100000", tzid="America/New_York", rrule="FREQ=WEEKLY;COUNT=4"
+        ),
+    )
+    await sweeper.add("presumed")
+    before = await sweeper.sweep(datetime(2027, 3, 8, 15, 5, tzinfo=UTC))
+    after = await sweeper.sweep(datetime(2027, 3, 15, 14, 5, tzinfo=UTC))
+
+    starts = []
+    for report in (before, after):
+        [appointment] = report.opened
+        case = await sqlite_store.get_case(case_id_for(appointment))
+        assert case is not None
+        starts.append(case.scheduled_start)
+    assert starts == [
+        datetime(2027, 3, 8, 15, 0, tzinfo=UTC),
+        datetime(2027, 3, 15, 14, 0, tzinfo=UTC),
+    ]
+
+
+async def test_the_sweep_workflow_sweeps_every_source_on_the_worker(
+    sweeper: Sweeper, sqlite_store: CaseStore
+) -> None:
+    now = await sweeper.now()
+    write(sweeper.feed, vevent("wf-1", _minute(now) - timedelta(minutes=2)))
+    await sweeper.add("presumed")
+    reports = await sweeper.h.client.execute_workflow(
+        CalendarSweepWorkflow.run, id="calendar-sweep-test", task_queue=sweeper.h.task_queue
+    )
+    sweeper.h.started += [case_id_for(a) for r in reports for a in r.opened]
+
+    assert [len(r.opened) for r in reports] == [1]
+    history = await sweeper.h.client.get_workflow_handle("calendar-sweep-test").fetch_history()
+    for phi in PHI:
+        assert phi not in history.to_json()
