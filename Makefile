@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint worker lock clean
+.PHONY: setup demo test lint worker bench lock clean
 
 $(STAMP): requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 worker: $(STAMP)
 	$(BIN)/python worker.py
+
+# Benchmarks print ratios measured side by side in one run (bench/).
+bench: $(STAMP)
+	$(BIN)/python -m bench.calendar_feed
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

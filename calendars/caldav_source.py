@@ -16,6 +16,8 @@ history: never the password, the path or query of the URL, or anything from an e
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -119,27 +121,35 @@ async def _calendar_objects(
         return [(str(obj.url), obj.get_data()) for obj in found]
 
 
-def _merge(resources: list[tuple[str, str]], origin: str) -> bytes:
-    """One VCALENDAR: every VEVENT of every resource, each distinct VTIMEZONE (by TZID) once."""
+@dataclass(frozen=True)
+class CalDavDocument:
+    """The calendar as one iCalendar document, and the calendar objects left out of it."""
+
+    ics: bytes
+    unreadable: list[str] = field(default_factory=list)  # "calendar object 3 (id hash ...)"
+
+
+def _merge(resources: list[tuple[str, str]], origin: str) -> CalDavDocument:
+    """One VCALENDAR: every VEVENT of every resource, each distinct VTIMEZONE (by TZID) once.
+    A resource that is not iCalendar is left out and named (by position and a hash of its
+    href, never its contents), so the sweep reports it and reads the others."""
     merged = icalendar.Calendar()
     merged.add("prodid", PRODID)
     merged.add("version", "2.0")
     timezones: dict[str, icalendar.Timezone] = {}
     events: list[icalendar.Event] = []
     seen: set[str] = set()
-    for href, text in resources:
+    unreadable: list[str] = []
+    for number, (href, text) in enumerate(resources, start=1):
         if href in seen:  # a server may list a resource twice (once per matching component)
             continue
         seen.add(href)
         try:
             parsed = icalendar.Calendar.from_ical(text)
         except ValueError:
-            # Raised, not skipped: a silently missing series would mean a missed session that
-            # nobody follows up. The message says which server, never which event.
-            raise CalDavError(
-                f"CalDAV server {origin} returned a calendar object that is not iCalendar",
-                origin=origin,
-            ) from None
+            digest = hashlib.sha256(href.encode()).hexdigest()[:8]
+            unreadable.append(f"calendar object {number} (id hash {digest}): not iCalendar")
+            continue
         for component in parsed.subcomponents:
             if isinstance(component, icalendar.Timezone):
                 timezones.setdefault(str(component.get("TZID", "")), component)
@@ -149,7 +159,7 @@ def _merge(resources: list[tuple[str, str]], origin: str) -> bytes:
         merged.add_component(timezone)
     for event in events:
         merged.add_component(event)
-    return bytes(merged.to_ical())
+    return CalDavDocument(bytes(merged.to_ical()), unreadable)
 
 
 async def fetch_caldav(
@@ -158,8 +168,20 @@ async def fetch_caldav(
     password: str | None,
     start: datetime,
     end: datetime,
-    timeout: float = 30,  # noqa: ASYNC109 - the sweep's contract; bounds the whole read
+    timeout: float = 30,  # noqa: ASYNC109 - bounds the whole read
 ) -> bytes:
+    """`read_caldav`'s document alone."""
+    return (await read_caldav(url, username, password, start, end, timeout)).ics
+
+
+async def read_caldav(
+    url: str,
+    username: str | None,
+    password: str | None,
+    start: datetime,
+    end: datetime,
+    timeout: float = 30,  # noqa: ASYNC109 - the sweep's contract; bounds the whole read
+) -> CalDavDocument:
     """The CalDAV calendar collection at `url` as ONE iCalendar document (bytes of a VCALENDAR)
     holding every event whose series may touch [start, end], unexpanded: each series with its
     RECURRENCE-ID overrides, plus the VTIMEZONEs they use. The caller expands it on the client

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from calendars.caldav_source import CalDavError, fetch_caldav
+from calendars.caldav_source import CalDavDocument, CalDavError, read_caldav
 from calendars.feed import FeedError, read_sessions
 from calendars.fetch import fetch_ics
 from models.calendar import (
@@ -48,7 +48,7 @@ from store.secrets import SecretBox, SecretsKeyError
 
 log = logging.getLogger(__name__)
 
-Reader = Callable[[CalendarSource, str | None, datetime, datetime], Awaitable[bytes]]
+Reader = Callable[[CalendarSource, str | None, datetime, datetime], Awaitable[CalDavDocument]]
 LOOKAHEAD_EXTRA = timedelta(days=1)  # beyond the late-cancellation window: moves, cancellations
 
 
@@ -58,11 +58,12 @@ class CalendarError(Exception):
 
 async def read_source(
     source: CalendarSource, password: str | None, start: datetime, end: datetime
-) -> bytes:
-    """The source's iCalendar text: a file or URL as it is, or a CalDAV calendar's events."""
+) -> CalDavDocument:
+    """The source's iCalendar text: a file or URL as it is, or a CalDAV calendar's events
+    (with the calendar objects that could not be read, to report)."""
     if source.kind is SourceKind.caldav:
-        return await fetch_caldav(source.location, source.username, password, start, end)
-    return await fetch_ics(source.location)
+        return await read_caldav(source.location, source.username, password, start, end)
+    return CalDavDocument(await fetch_ics(source.location))
 
 
 class CalendarService:
@@ -166,10 +167,10 @@ class CalendarService:
         secrets = json.loads(self._secrets().decrypt(sealed)) if sealed else {}
         if "location" in secrets:
             source = source.model_copy(update={"location": secrets["location"]})
-        ics = await self._reader(source, secrets.get("password"), start, end)
+        document = await self._reader(source, secrets.get("password"), start, end)
         emails = await self._store.client_ids_by_email()
-        sessions, unreadable = read_sessions(ics, source, start, end, emails)
-        report.skipped += [f"{u.event}: {u.reason}" for u in unreadable]
+        sessions, unreadable = read_sessions(document.ics, source, start, end, emails)
+        report.skipped += document.unreadable + [f"{u.event}: {u.reason}" for u in unreadable]
         for problem in unreadable:
             log.warning("calendar source %s: skipped %s", source.source_id, problem.event)
         return sessions

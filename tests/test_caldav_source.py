@@ -17,7 +17,7 @@ import icalendar
 import pytest
 import recurring_ical_events
 
-from calendars.caldav_source import CalDavError, fetch_caldav, server_origin
+from calendars.caldav_source import CalDavError, _merge, fetch_caldav, server_origin
 
 # radicale_fixture and radicale_with_auth_fixture are the fixtures `radicale` and
 # `radicale_with_auth`: imported for pytest, which finds them by those names (hence the noqa).
@@ -300,3 +300,19 @@ def test_the_origin_is_all_a_message_shows_of_a_url() -> None:
 async def test_a_naive_window_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         await fetch_caldav("http://127.0.0.1:1/x/", None, None, datetime(2026, 1, 1), WINDOW_END)
+
+
+def test_a_calendar_object_that_is_not_icalendar_is_left_out_and_named_not_quoted() -> None:
+    good = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:good@x\r\n"
+        "DTSTAMP:20260101T000000Z\r\nDTSTART:20261201T150000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    bad = "BEGIN:VCALENDAR\r\nAlex Kim, 555-0101: not a calendar at all"
+    document = _merge(
+        [("/u/cal/good.ics", good), ("/u/cal/alex-kim.ics", bad)], "http://127.0.0.1:1"
+    )
+
+    assert b"good@x" in document.ics
+    [skipped] = document.unreadable
+    assert skipped.startswith("calendar object 2 (id hash ") and "not iCalendar" in skipped
+    assert "Alex" not in skipped and "alex-kim" not in skipped
