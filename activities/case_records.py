@@ -75,11 +75,15 @@ class CaseRecordActivities:
         except OverflowError:
             since = datetime.min.replace(tzinfo=UTC)
         misses = await self._store.missed_sessions(query.client_id, since, query.scheduled_start)
+        late = await self._store.missed_sessions(
+            query.client_id, since, query.scheduled_start, status="late_cancelled"
+        )
         return AttendanceReview(
             window_days=query.window_days,
             misses_in_window=len(misses),
             threshold=query.threshold,
             missed_session_starts=misses,
+            late_cancellations_in_window=len(late),
         )
 
     @activity.defn(name="record_resolution")

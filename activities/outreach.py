@@ -140,6 +140,9 @@ class OutreachActivities:
             return await self._lost_claim(request, at)
         try:
             receipt = await send(address, message, request)
+        except asyncio.CancelledError:  # the case closed while the request was in flight
+            detail = "the case closed while the message was handed to the provider; not resent"
+            return await self._finish(request, AttemptResult.unconfirmed, detail, at)
         except PermanentDeliveryError as exc:
             if exc.result is AttemptResult.opted_out:
                 await self._withdraw_consent(request, at)
@@ -158,8 +161,23 @@ class OutreachActivities:
             role = _ROLE_NAMES[request.recipient_role]
             detail = f"dry run: would {_DRY_RUN_VERB[request.channel]} the {role}; nothing sent"
             return await self._finish(request, AttemptResult.dry_run, detail, at, dry_run=True)
-        await self._store.mark_accepted(request.key, receipt.provider_id)
+        try:
+            await self._store.mark_accepted(request.key, receipt.provider_id)
+        except asyncio.CancelledError:
+            return await self._closed_meanwhile(request, receipt.provider_id, at)
         return await self._after_accept(request, receipt.provider_id, at)
+
+    async def _closed_meanwhile(
+        self, request: OutreachRequest, provider_id: str | None, at: datetime
+    ) -> Attempt:
+        """The case closed after the provider took the message: it is recorded all the same
+        (the resolution lists every message that went out)."""
+        if request.channel is not Channel.voice:
+            return await self._finish(request, AttemptResult.sent, "", at, provider_id=provider_id)
+        detail = "the case closed while the call was in progress; its outcome was not awaited"
+        return await self._finish(
+            request, AttemptResult.unconfirmed, detail, at, provider_id=provider_id
+        )
 
     async def _lost_claim(self, request: OutreachRequest, at: datetime) -> Attempt:
         """Another try of this message got to the provider first (this one was timed out by
@@ -240,10 +258,7 @@ class OutreachActivities:
                 activity.heartbeat({"call_id": provider_id})
                 await asyncio.sleep(self._poll_interval)
         except asyncio.CancelledError:  # the case was closed while the call was ringing
-            detail = "the case closed while the call was in progress; its outcome was not awaited"
-            return await self._finish(
-                request, AttemptResult.unconfirmed, detail, at, provider_id=provider_id
-            )
+            return await self._closed_meanwhile(request, provider_id, at)
 
     async def _finish(
         self,
@@ -255,10 +270,13 @@ class OutreachActivities:
         dry_run: bool = False,
     ) -> Attempt:
         """Record the final result (a no-op returning the stored one if already final)."""
-        await self._store.start_attempt(request, at)  # a row for a message never sent
-        attempt = await self._store.finish_attempt(
-            request.key, result, detail, provider_id, dry_run, at
-        )
+        record = (request.key, result, detail, provider_id, dry_run, at)
+        try:
+            await self._store.start_attempt(request, at)  # a row for a message never sent
+            attempt = await self._store.finish_attempt(*record)
+        except asyncio.CancelledError:  # the case closed meanwhile: record it all the same
+            await self._store.start_attempt(request, at)
+            attempt = await self._store.finish_attempt(*record)
         log.info("outreach attempt recorded: %s", attempt.result.value, extra=_context(request))
         return attempt
 

@@ -277,6 +277,9 @@ class AttendanceReview(BaseModel):
     misses_in_window: int
     threshold: int
     missed_session_starts: list[datetime] = []
+    late_cancellations_in_window: int = Field(
+        default=0, description="Sessions cancelled inside the late-cancellation window (fees)."
+    )
 
     @property
     def flagged(self) -> bool:

@@ -67,7 +67,12 @@ def render_resolution(resolution: Resolution) -> str:
         f"  fee:       {_cents(fee.charged_cents, fee.currency)} charged "
         f"(policy fee {_cents(fee.policy_fee_cents, fee.currency)}; {fee.reason})",
         f"  attendance: {review.misses_in_window} missed in the last {review.window_days} days "
-        f"(threshold {review.threshold}){flag}",
+        f"(threshold {review.threshold}){flag}"
+        + (
+            f"; {review.late_cancellations_in_window} late cancellation(s)"
+            if review.late_cancellations_in_window
+            else ""
+        ),
         f"  emergency contact: {resolution.emergency_contact_note or 'not needed'}",
     ]
     lines += _timeline(resolution.attempts, resolution.notes, resolution.rejected_signals)

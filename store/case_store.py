@@ -390,14 +390,15 @@ class CaseStore(CalendarRecords):
             await conn.execute(stmt)
 
     async def missed_sessions(
-        self, client_id: str, since: datetime, until: datetime
+        self, client_id: str, since: datetime, until: datetime, status: str = "no_show"
     ) -> list[datetime]:
-        """Start times of the client's no-shows with since <= start <= until, oldest first."""
+        """Start times of the client's no-shows (or late cancellations, `status`
+        "late_cancelled") with since <= start <= until, oldest first."""
         query = (
             select(AttendanceTable.scheduled_start)
             .where(
                 AttendanceTable.client_id == client_id,
-                AttendanceTable.status == "no_show",
+                AttendanceTable.status == status,
                 AttendanceTable.scheduled_start >= since,
                 AttendanceTable.scheduled_start <= until,
             )

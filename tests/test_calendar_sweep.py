@@ -242,3 +242,31 @@ async def test_the_sweep_workflow_sweeps_every_source_on_the_worker(
     history = await sweeper.h.client.get_workflow_handle("calendar-sweep-test").fetch_history()
     for phi in PHI:
         assert phi not in history.to_json()
+
+
+async def test_a_late_cancellation_is_in_the_next_cases_attendance_review(
+    sweeper: Sweeper,
+) -> None:
+    now = await sweeper.now()
+    today = _minute(now) - timedelta(hours=1)
+    yesterday = today - timedelta(days=1)
+    write(
+        sweeper.feed,
+        vevent("weekday", yesterday, rrule="FREQ=DAILY;COUNT=2"),
+        vevent(
+            "weekday",
+            yesterday,
+            recurrence_id=yesterday,
+            status="CANCELLED",
+            modified=yesterday - timedelta(hours=2),  # two hours before: inside 24 h
+        ),
+    )
+    await sweeper.add("presumed")
+    report = await sweeper.sweep()
+    [appointment] = report.opened
+    handle = sweeper.h.client.get_workflow_handle(case_id_for(appointment), result_type=Resolution)
+    resolution = await sweeper.h.close_as_therapist(handle)
+
+    assert len(report.late_cancellations) == 1
+    assert resolution.attendance.late_cancellations_in_window == 1
+    assert resolution.attendance.misses_in_window == 1  # this session; the cancelled one is not

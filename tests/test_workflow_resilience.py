@@ -231,3 +231,61 @@ async def test_accepted_call_is_polled_not_placed_again(sqlite_store: CaseStore)
     attempt = await ActivityEnvironment().run(activities.place_call, request)
     assert providers.sent == []
     assert (attempt.result, attempt.provider_id) == (AttemptResult.voicemail, "CA-earlier")
+
+
+class _SlowSms:
+    """An SMS provider that takes the message, then is slow to answer."""
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+        self.sent = 0
+
+    async def send_sms(self, to: str, body: str) -> Any:
+        self.sent += 1
+        self.called.set()
+        await asyncio.sleep(3600)
+
+
+async def test_a_case_closed_while_a_text_is_handed_over_records_it_unconfirmed(
+    sqlite_store: CaseStore,
+) -> None:
+    await sqlite_store.import_directory(directory_data.THERAPISTS, directory_data.CLIENTS)
+    slow = _SlowSms()
+    providers = dataclasses.replace(RecordingProviders().bundle(), sms=slow)
+    activities = OutreachActivities(
+        sqlite_store, providers, PracticeInfo(name="P", callback_number="+15555550100"), 0.0
+    )
+    env = ActivityEnvironment()
+    running = asyncio.create_task(env.run(activities.send_sms, outreach_request()))
+    await slow.called.wait()
+    env.cancel()  # the close-out cancels the activity mid-request
+    attempt = await running
+
+    assert slow.sent == 1 and attempt.result is AttemptResult.unconfirmed
+    assert "the case closed while the message was handed to the provider" in attempt.detail
+    stored = await sqlite_store.attempts_for_case(outreach_request().case_id)
+    assert [a.result for a in stored] == [AttemptResult.unconfirmed]  # in the resolution too
+
+
+async def test_a_case_closed_just_after_the_provider_took_a_text_records_it_sent(
+    sqlite_store: CaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    providers = RecordingProviders()
+    activities = await _activities(sqlite_store, providers)
+    writing, mark_accepted = asyncio.Event(), sqlite_store.mark_accepted
+
+    async def slow_write(*args: Any) -> None:
+        writing.set()
+        await asyncio.sleep(3600)
+        await mark_accepted(*args)
+
+    monkeypatch.setattr(sqlite_store, "mark_accepted", slow_write)
+    env = ActivityEnvironment()
+    running = asyncio.create_task(env.run(activities.send_sms, outreach_request()))
+    await writing.wait()
+    env.cancel()
+    attempt = await running
+
+    assert len(providers.sent) == 1 and attempt.result is AttemptResult.sent
+    stored = await sqlite_store.attempts_for_case(outreach_request().case_id)
+    assert [a.result for a in stored] == [AttemptResult.sent]
