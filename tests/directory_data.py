@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from models.case import Purpose, RecipientRole, case_id_for
+from models.answers import CaseOutcome
+from models.case import (
+    AttendanceReview,
+    FeeAssessment,
+    NoteEntry,
+    Purpose,
+    RecipientRole,
+    Resolution,
+    case_id_for,
+)
 from models.directory import (
     Channel,
     ChannelConsent,
@@ -82,3 +92,42 @@ def outreach_request(
         therapist_id="T1",
         scheduled_start=SESSION_START,
     )
+
+
+def resolution(
+    case_id: str, scheduled_start: datetime, closed_at: datetime, **changes: Any
+) -> Resolution:
+    """A documented resolution of appointment A1 (client C1, therapist T1), as the store keeps
+    it; `changes` override any field."""
+    fields: dict[str, Any] = {
+        "case_id": case_id,
+        "appointment_id": "A1",
+        "client_id": "C1",
+        "therapist_id": "T1",
+        "scheduled_start": scheduled_start,
+        "policy_name": "standard",
+        "opened_at": scheduled_start,
+        "closed_at": closed_at,
+        "outcome": CaseOutcome.rescheduled,
+        "closed_by": "T1",
+        "note": "Reached; rescheduled to Friday.",
+        "follow_up_plan": "Discuss attendance next session.",
+        "fee": FeeAssessment(
+            policy_fee_cents=7500,
+            currency="USD",
+            payer_allows_fee=True,
+            therapist_decision=None,
+            reason="waived: first miss",
+            charged_cents=0,
+        ),
+        "attendance": AttendanceReview(
+            window_days=90, misses_in_window=2, threshold=2, missed_session_starts=[scheduled_start]
+        ),
+        "attendance_flagged": True,
+        "attempts": [],
+        "notes": [NoteEntry(at=scheduled_start, author="desk", text="left a message")],
+        "rejected_signals": [],
+        "emergency_contact_note": None,
+        "dry_run": False,
+    }
+    return Resolution(**{**fields, **changes})

@@ -5,7 +5,7 @@ Cases are opened and answered through the case service, as the CLI does."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +28,8 @@ from workflows.missed_session import MissedSessionWorkflow
 
 DEFAULT_POLICY = load_policy("policies/default.toml")
 NO_QUIET_HOURS = DEFAULT_POLICY.model_copy(update={"quiet_hours": QuietHours(enabled=False)})
+
+_STEP = timedelta(seconds=5)
 
 REACHED = ClientReached(
     outcome=CaseOutcome.reached_safe,
@@ -106,22 +108,35 @@ class Harness:
         return await handle.query(MissedSessionWorkflow.case_status)
 
     async def advance_to(self, handle: WorkflowHandle[Any, Resolution], stage: str) -> CaseStatus:
-        """Skip time in small steps until the case reaches `stage` (bounded)."""
-        for _ in range(400):
-            status = await self.status(handle)
-            if status.stage.value == stage:
-                return status
-            await self.env.sleep(timedelta(minutes=5))
-        raise AssertionError(f"case never reached {stage}; last stage {status.stage}")
+        """Skip time until the case reaches `stage` (bounded)."""
+        return await self._advance(handle, lambda status: status.stage.value == stage, stage)
 
     async def awaiting_close_out(self, handle: WorkflowHandle[Any, Resolution]) -> CaseStatus:
         """Skip time until the therapist has been asked to confirm (their messages recorded)."""
-        for _ in range(400):
+        return await self._advance(
+            handle, lambda status: status.therapist_asked_at is not None, "therapist asked"
+        )
+
+    async def _advance(
+        self,
+        handle: WorkflowHandle[Any, Resolution],
+        reached: Callable[[CaseStatus], bool],
+        what: str,
+    ) -> CaseStatus:
+        """Skip straight to the case's next timer, then in steps of seconds while it works:
+        skipping minutes while an activity runs would time out its heartbeat (a retry, not
+        what a real case sees)."""
+        for _ in range(2000):
             status = await self.status(handle)
-            if status.therapist_asked_at is not None:
+            if reached(status):
                 return status
-            await self.env.sleep(timedelta(minutes=5))
-        raise AssertionError(f"the therapist was never asked; last stage {status.stage}")
+            now = await self.env.get_current_time()
+            dues = [d.at for d in status.deferred]
+            if status.next_action is not None and status.next_action.at is not None:
+                dues.append(status.next_action.at)
+            future = [due - now for due in dues if due - now > _STEP]
+            await self.env.sleep(min([*future, timedelta(hours=6)]) if future else _STEP)
+        raise AssertionError(f"case never reached: {what}; last stage {status.stage}")
 
     async def close_as_therapist(
         self,

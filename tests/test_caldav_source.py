@@ -21,6 +21,7 @@ from calendars.caldav_source import CalDavError, _merge, fetch_caldav, server_or
 
 # radicale_fixture and radicale_with_auth_fixture are the fixtures `radicale` and
 # `radicale_with_auth`: imported for pytest, which finds them by those names (hence the noqa).
+from tests.calendar_data import NEW_YORK_VTIMEZONE
 from tests.radicale_server import (  # noqa: F401
     RadicaleServer,
     delete_event,
@@ -40,24 +41,7 @@ OLD_SERIES_UID = "old-series@practice.test"
 LATER_UID = "next-spring@practice.test"
 PRIVATE_TEXT = "Private-summary-do-not-log"
 
-NEW_YORK = """BEGIN:VTIMEZONE
-TZID:America/New_York
-BEGIN:DAYLIGHT
-TZOFFSETFROM:-0500
-TZOFFSETTO:-0400
-TZNAME:EDT
-DTSTART:19700308T020000
-RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU
-END:DAYLIGHT
-BEGIN:STANDARD
-TZOFFSETFROM:-0400
-TZOFFSETTO:-0500
-TZNAME:EST
-DTSTART:19701101T020000
-RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU
-END:STANDARD
-END:VTIMEZONE
-"""
+NEW_YORK = NEW_YORK_VTIMEZONE.format(tzid="America/New_York") + "\n"
 
 
 def vcalendar(*events: str) -> str:

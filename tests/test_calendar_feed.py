@@ -23,6 +23,7 @@ import recurring_ical_events
 from calendars.feed import FeedError, read_sessions
 from calendars.fetch import fetch_ics
 from models.calendar import CalendarSession, CalendarSource, EventMapping, UnreadableEvent
+from tests.calendar_data import NEW_YORK_VTIMEZONE
 
 SUMMARY = "Alex Smith - weekly therapy"
 DESCRIPTION = "Alex mentioned trouble sleeping. client:C100"
@@ -36,24 +37,6 @@ PHI = (
     "example.com",
     "alex-series@practice",
 )
-
-NEW_YORK_VTIMEZONE = """BEGIN:VTIMEZONE
-TZID:{tzid}
-BEGIN:DAYLIGHT
-TZOFFSETFROM:-0500
-TZOFFSETTO:-0400
-TZNAME:EDT
-DTSTART:19700308T020000
-RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU
-END:DAYLIGHT
-BEGIN:STANDARD
-TZOFFSETFROM:-0400
-TZOFFSETTO:-0500
-TZNAME:EST
-DTSTART:19701101T020000
-RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU
-END:STANDARD
-END:VTIMEZONE"""
 
 
 # ---------------------------------------------------------------------- writing feeds

@@ -9,16 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from models.calendar import SweepReport, moved_appointment_id
 from models.case import Resolution, case_id_for
 from service.calendar_sweep import CalendarService
 from store.case_store import CaseStore
-from temporal_env.binaries import find_binary
-from temporal_env.search_attributes import register_search_attributes
 from tests.calendar_data import vevent, write
+from tests.conftest import start_time_skipping
 from tests.harness import Harness, harness
 from workflows.calendar_sweep import CalendarSweepWorkflow
 
@@ -49,11 +47,7 @@ async def own_env() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping server of this test's own: a case left mid-outreach by a test (and the
     calendar opens cases late, so outreach starts at once) can leave the shared server unable
     to skip time for the tests after it."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    await register_search_attributes(env.client)
+    env = await start_time_skipping()
     yield env
     await env.shutdown()
 

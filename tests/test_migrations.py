@@ -37,17 +37,16 @@ from models.case import (
     Attempt,
     AttemptResult,
     AttendanceReview,
-    FeeAssessment,
     NoteEntry,
     Purpose,
     RecipientRole,
-    Resolution,
     Stage,
 )
 from models.directory import Channel
 from store import CaseStore, migrations
 from store.errors import StoreError
 from store.schema import Base
+from tests import directory_data
 
 # ---------------------------------------------------------------------- frozen schemas
 # The store as `Base.metadata.create_all` made it before migrations, copied from store/schema.py
@@ -179,36 +178,19 @@ ATTEMPT = Attempt(
     dry_run=False,
 )
 NOTE = NoteEntry(at=T0 + timedelta(minutes=5), author="desk", text="front desk called")
-RESOLUTION = Resolution(
-    case_id=CASE,
-    appointment_id="A1",
-    client_id="C1",
-    therapist_id="T1",
-    scheduled_start=T0,
-    policy_name="standard",
-    opened_at=T0,
-    closed_at=CLOSED,
+RESOLUTION = directory_data.resolution(
+    CASE,
+    T0,
+    CLOSED,
     outcome=CaseOutcome.reached_safe,
-    closed_by="T1",
     note="Spoke with the client; safe.",
     follow_up_plan="Keep next week's session.",
-    fee=FeeAssessment(
-        policy_fee_cents=7500,
-        currency="USD",
-        payer_allows_fee=True,
-        therapist_decision=None,
-        reason="waived: first miss",
-        charged_cents=0,
-    ),
     attendance=AttendanceReview(
         window_days=90, misses_in_window=1, threshold=2, missed_session_starts=[T0]
     ),
     attendance_flagged=False,
     attempts=[ATTEMPT],
     notes=[NOTE],
-    rejected_signals=[],
-    emergency_contact_note=None,
-    dry_run=False,
 )
 
 

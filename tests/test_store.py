@@ -10,11 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from models.answers import CaseOutcome
 from models.case import (
     AttemptResult,
-    AttendanceReview,
-    FeeAssessment,
     NoteEntry,
     RecipientRole,
     Resolution,
@@ -45,37 +42,7 @@ def _open(appointment_id: str = "A1", at: datetime = T0) -> OpenCaseRequest:
 
 
 def _resolution(closed_at: datetime) -> Resolution:
-    return Resolution(
-        case_id=CASE,
-        appointment_id="A1",
-        client_id="C1",
-        therapist_id="T1",
-        scheduled_start=T0,
-        policy_name="standard",
-        opened_at=T0,
-        closed_at=closed_at,
-        outcome=CaseOutcome.rescheduled,
-        closed_by="T1",
-        note="Reached; rescheduled to Friday.",
-        follow_up_plan="Discuss attendance next session.",
-        fee=FeeAssessment(
-            policy_fee_cents=7500,
-            currency="USD",
-            payer_allows_fee=True,
-            therapist_decision=None,
-            reason="waived: first miss",
-            charged_cents=0,
-        ),
-        attendance=AttendanceReview(
-            window_days=90, misses_in_window=2, threshold=2, missed_session_starts=[T0]
-        ),
-        attendance_flagged=True,
-        attempts=[],
-        notes=[NoteEntry(at=T0, author="desk", text="left a message")],
-        rejected_signals=[],
-        emergency_contact_note=None,
-        dry_run=False,
-    )
+    return directory_data.resolution(CASE, T0, closed_at)
 
 
 def _is_utc(moment: datetime | None) -> bool:
