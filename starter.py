@@ -143,10 +143,7 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
 
 
 async def cmd_stuck(args: argparse.Namespace, settings: Settings) -> None:
-    try:
-        limit = parse_duration(args.older_than)
-    except ValueError as exc:
-        raise UserError(f"--older-than: {exc}") from None
+    limit = duration_arg(args.older_than, "--older-than")
     namespace = str(connect_config().get("namespace") or "default")
     async with case_service(settings) as service:
         listing = await service.stuck(limit)
@@ -159,6 +156,13 @@ async def cmd_stuck(args: argparse.Namespace, settings: Settings) -> None:
             f"{case.case_id}  {case.stage.value} for {format_duration(now - case.stage_since)}\n"
             f"  {service.ui_link(namespace, case.case_id)}"
         )
+
+
+def duration_arg(value: str, flag: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise UserError(f"{flag}: {exc}") from None
 
 
 def _t(moment: datetime) -> str:
@@ -271,10 +275,7 @@ async def cmd_calendar_status(args: argparse.Namespace, settings: Settings) -> N
 
 
 async def cmd_calendar_schedule(args: argparse.Namespace, settings: Settings) -> None:
-    try:
-        every = parse_duration(args.every)
-    except ValueError as exc:
-        raise UserError(f"--every: {exc}") from None
+    every = duration_arg(args.every, "--every")
     if not timedelta(seconds=10) <= every <= timedelta(hours=1):
         raise UserError("--every: between 10s and 1h")
     async with case_service(settings) as service:

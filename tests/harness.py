@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from models.answers import CaseOutcome, ClientReached, FeeChoice, FeeDecision
-from models.case import CaseStatus, Resolution
+from models.case import CaseStatus, Resolution, Stage
 from models.policy import EscalationPolicy, QuietHours, load_policy
 from service.cases import CaseService
 from settings import Settings
@@ -116,6 +116,16 @@ class Harness:
         return await self._advance(
             handle, lambda status: status.therapist_asked_at is not None, "therapist asked"
         )
+
+    async def until_sent(self, count: int) -> None:
+        """Let the case work, seconds at a time, until `count` messages went out in all."""
+        while len(self.providers.sent) < count:
+            await self.env.sleep(_STEP)
+
+    async def round_one_sent(self, handle: WorkflowHandle[Any, Resolution]) -> None:
+        """The grace wait over and round 1's call, text and email gone out."""
+        await self.advance_to(handle, Stage.contacting_client.value)
+        await self.until_sent(3)
 
     async def _advance(
         self,

@@ -38,11 +38,6 @@ Handle = WorkflowHandle[Any, Resolution]
 Scenario = Callable[[Harness, WorkflowEnvironment], Awaitable[Handle]]
 
 
-async def _sent(h: Harness, env: WorkflowEnvironment, count: int) -> None:
-    while len(h.providers.sent) < count:
-        await env.sleep(timedelta(seconds=5))
-
-
 async def arrival(h: Harness, env: WorkflowEnvironment) -> Handle:
     handle = await h.start()
     await env.sleep(timedelta(minutes=10))
@@ -53,7 +48,7 @@ async def arrival(h: Harness, env: WorkflowEnvironment) -> Handle:
 async def responded(h: Harness, env: WorkflowEnvironment) -> Handle:
     handle = await h.start()
     await h.advance_to(handle, Stage.contacting_client.value)
-    await _sent(h, env, 3)
+    await h.until_sent(3)
     await h.answer(handle, "client_responded", via="sms", note="will call back")
     await h.close_as_therapist(handle)
     return handle
@@ -119,7 +114,7 @@ async def quiet_hours(h: Harness, env: WorkflowEnvironment) -> Handle:
     zone = await _late_evening_zone(env)
     await h.store.import_directory([], [directory_data.client("C9", time_zone=zone)])
     handle = await h.start(client_id="C9", policy=DEFAULT_POLICY)
-    await _sent(h, env, 3)  # email at once; call and text at 08:00 there
+    await h.until_sent(3)  # email at once; call and text at 08:00 there
     await h.answer(handle, "client_responded", via="phone")
     await h.close_as_therapist(handle)
     return handle
@@ -135,7 +130,7 @@ async def close_out_in_grace(h: Harness, env: WorkflowEnvironment) -> Handle:
 async def close_out_in_round(h: Harness, env: WorkflowEnvironment) -> Handle:
     handle = await h.start()
     await h.advance_to(handle, Stage.contacting_client.value)
-    await _sent(h, env, 3)
+    await h.until_sent(3)
     await h.answer(handle, "client_reached", **CLOSE_OUT)
     return handle
 
@@ -144,7 +139,7 @@ async def close_out_in_quiet_hours(h: Harness, env: WorkflowEnvironment) -> Hand
     zone = await _late_evening_zone(env)
     await h.store.import_directory([], [directory_data.client("C9", time_zone=zone)])
     handle = await h.start(client_id="C9", policy=DEFAULT_POLICY)
-    await _sent(h, env, 1)  # the email; call and text deferred
+    await h.until_sent(1)  # the email; call and text deferred
     await h.answer(handle, "client_reached", **CLOSE_OUT)
     return handle
 
@@ -159,7 +154,7 @@ async def close_out_at_emergency_contact(h: Harness, env: WorkflowEnvironment) -
 async def cancelled_by_operator(h: Harness, env: WorkflowEnvironment) -> Handle:
     handle = await h.start()
     await h.advance_to(handle, Stage.contacting_client.value)
-    await _sent(h, env, 3)
+    await h.until_sent(3)
     await handle.cancel()
     return handle
 
@@ -190,7 +185,7 @@ async def session_cancelled_in_grace(h: Harness, env: WorkflowEnvironment) -> Ha
 async def session_moved_in_round(h: Harness, env: WorkflowEnvironment) -> Handle:
     handle = await h.start()
     await h.advance_to(handle, Stage.contacting_client.value)
-    await _sent(h, env, 3)
+    await h.until_sent(3)
     moved_to = (await env.get_current_time()) + timedelta(days=7)
     await h.answer(handle, "session_cancelled", moved_to=moved_to.isoformat(), by="calendar")
     await h.close_as_therapist(handle)

@@ -59,9 +59,7 @@ async def test_close_out_during_round_one_sends_nothing_after_it(
 ) -> None:
     async with harness(time_skipping_env, sqlite_store) as h:
         handle = await h.start()
-        await h.advance_to(handle, Stage.contacting_client.value)
-        while len(h.providers.sent) < 3:
-            await time_skipping_env.sleep(timedelta(seconds=5))
+        await h.round_one_sent(handle)
         await h.answer(handle, "client_reached", **CLOSE_OUT)
         resolution = await handle.result()
         await time_skipping_env.sleep(timedelta(days=2))
@@ -204,9 +202,7 @@ async def test_cancellation_from_the_web_ui_closes_the_case_as_documented(
 ) -> None:
     async with harness(time_skipping_env, sqlite_store) as h:
         handle = await h.start()
-        await h.advance_to(handle, Stage.contacting_client.value)
-        while len(h.providers.sent) < 3:
-            await time_skipping_env.sleep(timedelta(seconds=5))
+        await h.round_one_sent(handle)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):
             await handle.result()
@@ -377,9 +373,7 @@ async def test_a_session_moved_during_round_one_stops_outreach_and_says_where_it
 ) -> None:
     async with harness(time_skipping_env, sqlite_store) as h:
         handle = await h.start()
-        await h.advance_to(handle, Stage.contacting_client.value)
-        while len(h.providers.sent) < 3:
-            await time_skipping_env.sleep(timedelta(seconds=5))
+        await h.round_one_sent(handle)
         now = await time_skipping_env.get_current_time()
         moved_to = (now + timedelta(days=7)).isoformat()
         await h.answer(handle, "session_cancelled", moved_to=moved_to, by="calendar")

@@ -14,7 +14,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.outreach import OutreachActivities
 from models.answers import CaseOutcome
-from models.case import AttemptResult, Stage
+from models.case import AttemptResult
 from models.directory import Channel
 from models.messages import PracticeInfo
 from service.cases import OpenedCase
@@ -74,9 +74,7 @@ async def test_worker_stopped_during_a_timer_and_a_new_one_finishes_the_case(
     # No sticky cache: the next worker gets the case at once instead of after the sticky timeout.
     async with h.worker(max_cached_workflows=0):
         handle = await h.start()
-        await h.advance_to(handle, Stage.contacting_client.value)
-        while len(h.providers.sent) < 3:  # round 1 sent; now in the 30 min wait
-            await time_skipping_env.sleep(timedelta(seconds=5))
+        await h.round_one_sent(handle)
     sent_before = len(h.providers.sent)
     # (The time-skipping server cannot skip time while a workflow task waits for a worker, so
     # the new worker starts at once; the case is mid-timer, as after a crash.)
