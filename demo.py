@@ -32,7 +32,8 @@ from service.cases import CaseService
 from settings import Settings
 from starter import open_store
 from store.directory_csv import import_directory_csv
-from temporal_env.connect import connect
+from temporal_env.codec import describe_encryption
+from temporal_env.connect import connect, payload_keys
 from temporal_env.dev_server import start_dev_server
 from temporal_env.schedule import SCHEDULE_ID, ensure_sweep_schedule
 from temporal_env.search_attributes import register_search_attributes
@@ -140,6 +141,7 @@ async def run_demo(settings: Settings, keep_running: bool, from_calendar: bool =
     service = CaseService(store, settings, client)
     providers = build_providers(settings)
     print(f"channels: {describe_providers(providers)}")
+    print(f"history: {describe_encryption(payload_keys())}")
     summary = await import_directory_csv(store, ROOT / "samples" / "directory.csv")
     print(f"sample directory: {summary.therapists} therapists, {summary.clients} clients")
     policy = load_policy(ROOT / "policies" / "demo.toml")

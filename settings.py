@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     secrets_key: SecretStr | None = None
     secrets_key_file: str = "data/secrets.key"
 
+    # Temporal history encrypted with AES-GCM: "id=base64key,older=base64key" (32-byte keys;
+    # the first encrypts, all decrypt, so keys rotate). Unset: payloads are not encrypted.
+    payload_keys: SecretStr | None = None
+
     # The practice calendar sweep (a Temporal Schedule) and its default escalation policy.
     calendar_sweep_every_seconds: int = 60
     calendar_policy_file: str = "policies/default.toml"

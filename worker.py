@@ -29,7 +29,8 @@ from service.calendar_sweep import CalendarService
 from service.cases import CaseService
 from settings import Settings
 from store.case_store import CaseStore
-from temporal_env.connect import connect
+from temporal_env.codec import describe_encryption
+from temporal_env.connect import connect, payload_keys
 from temporal_env.logging_setup import configure_logging
 from temporal_env.process import exit_now
 from workflows.calendar_sweep import CalendarSweepWorkflow
@@ -98,9 +99,10 @@ async def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     log.info(
-        "worker started on task queue %s (%s)",
+        "worker started on task queue %s (%s; %s)",
         settings.temporal_task_queue,
         describe_providers(providers),
+        describe_encryption(payload_keys()),
     )
     async with worker:
         await stop.wait()

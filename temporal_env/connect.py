@@ -12,8 +12,10 @@ from typing import Any
 
 from dotenv import dotenv_values
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+
+from settings import Settings
+from temporal_env.codec import data_converter
 
 
 def _environment() -> dict[str, str]:
@@ -37,6 +39,15 @@ def connect_config(address: str | None = None) -> dict[str, Any]:
     return config
 
 
+def payload_keys() -> str | None:
+    """The configured payload keys (`PAYLOAD_KEYS`, from the environment or `.env`)."""
+    keys = Settings().payload_keys
+    return keys.get_secret_value() if keys else None
+
+
 async def connect(address: str | None = None) -> Client:
-    """Connect with the pydantic data converter (plain JSON would lose datetimes and types)."""
-    return await Client.connect(**connect_config(address), data_converter=pydantic_data_converter)
+    """Connect with the pydantic data converter (plain JSON would lose datetimes and types),
+    sealed by the payload codec when PAYLOAD_KEYS is set."""
+    return await Client.connect(
+        **connect_config(address), data_converter=data_converter(payload_keys())
+    )

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from temporal_env.binaries import find_binary
+from temporal_env.codec import data_converter
+from temporal_env.connect import payload_keys
 from workflows.search_attributes import ALL_KEYS
 
 
@@ -26,7 +27,7 @@ async def start_dev_server(
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
         dev_server_database_filename=db_file,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(payload_keys()),
         search_attributes=ALL_KEYS,
         ui=ui_port is not None,
         ui_port=ui_port,

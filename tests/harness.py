@@ -46,10 +46,11 @@ class Harness:
     providers: RecordingProviders = field(default_factory=RecordingProviders)
     task_queue: str = field(default_factory=lambda: f"tq-{uuid.uuid4().hex[:8]}")
     started: list[str] = field(default_factory=list)
+    own_client: Client | None = None  # e.g. one whose data converter seals payloads
 
     @property
     def client(self) -> Client:
-        return self.env.client
+        return self.own_client or self.env.client
 
     @property
     def settings(self) -> Settings:
