@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     # the first encrypts, all decrypt, so keys rotate). Unset: payloads are not encrypted.
     payload_keys: SecretStr | None = None
 
+    # The web service (`starter.py serve`) and its codec server for the Web UI, which needs
+    # `Authorization: Bearer <codec_server_token>`.
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+    codec_server_token: SecretStr | None = None
+
     # The practice calendar sweep (a Temporal Schedule) and its default escalation policy.
     calendar_sweep_every_seconds: int = 60
     calendar_policy_file: str = "policies/default.toml"

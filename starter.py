@@ -36,6 +36,7 @@ from store.case_store import CaseStore
 from store.directory_csv import DirectoryImportError, import_directory_csv
 from store.errors import StoreError
 from store.secrets import SecretsKeyError
+from temporal_env.codec import PayloadKeyError
 from temporal_env.connect import connect_config
 from temporal_env.process import exit_now
 from temporal_env.schedule import SCHEDULE_ID, ensure_sweep_schedule
@@ -187,6 +188,27 @@ async def cmd_setup(args: argparse.Namespace, settings: Settings) -> None:
     async with case_service(settings) as service:
         added = await register_search_attributes(await service.temporal())
     print("case store ready; search attributes added: " + (", ".join(added) or "none needed"))
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn  # only the web service needs it
+
+    from web.app import ServeError, create_app
+
+    try:
+        app = create_app(settings)
+    except (ServeError, PayloadKeyError) as exc:
+        raise UserError(str(exc)) from None
+    host, port = args.host or settings.web_host, args.port or settings.web_port
+    base = settings.public_base_url.rstrip("/")
+    if settings.payload_keys is None:
+        print("payloads are not encrypted (no PAYLOAD_KEYS): no codec server")
+    else:
+        print(
+            f"codec server: {base}/codec (Web UI: temporal server start-dev "
+            f"--ui-codec-endpoint {base}/codec; send the token as a Bearer token)"
+        )
+    await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
@@ -415,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", required=True)
     p.set_defaults(run=cmd_sweep)
 
+    p = sub.add_parser("serve", help="the web service (the codec server for the Web UI)")
+    p.add_argument("--host", help="default WEB_HOST (127.0.0.1)")
+    p.add_argument("--port", type=int, help="default WEB_PORT (8000)")
+    p.set_defaults(run=cmd_serve)
+
     p = sub.add_parser("setup", help="create the case store and register search attributes")
     p.set_defaults(run=cmd_setup)
 
@@ -431,7 +458,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         asyncio.run(args.run(args, Settings()))
-    except (UserError, CaseError, CalendarError, StoreError, PolicyError, SecretsKeyError) as exc:
+    except (
+        UserError,
+        CaseError,
+        CalendarError,
+        StoreError,
+        PolicyError,
+        SecretsKeyError,
+        PayloadKeyError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

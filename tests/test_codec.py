@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from temporal_env.codec import (
 )
 from tests import directory_data
 from tests.harness import REACHED, Harness
+from tests.payloads import payloads
 from workflows.missed_session import MissedSessionWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -74,27 +74,14 @@ async def test_a_case_on_a_sealed_client_leaves_no_note_readable_in_history(
     raw = await time_skipping_env.client.get_workflow_handle(handle.id).fetch_history()
 
     assert resolution.note == REACHED.note  # the sealed client reads it
-    payloads = list(_payloads(raw.to_json_dict()))
-    assert len(payloads) > 20  # inputs, results, answers, summaries
-    for metadata, data in payloads:
+    stored = list(payloads(raw.to_json_dict()))
+    assert len(stored) > 20  # inputs, results, answers, summaries
+    for metadata, data in stored:
         if "type" in metadata:
             continue  # a search attribute: indexed by the server, so never sealed (no PHI)
         assert base64.b64decode(metadata["encoding"]) == ENCODING
         for secret in (REACHED.note, REACHED.follow_up_plan, "reached_safe", "Round"):
             assert secret.encode() not in data
-
-
-def _payloads(node: object) -> Iterator[tuple[dict[str, str], bytes]]:
-    """Every payload in a history's JSON: its metadata and its data, decoded from base64."""
-    if isinstance(node, dict):
-        if "metadata" in node and "data" in node and isinstance(node["data"], str):
-            yield node["metadata"], base64.b64decode(node["data"])
-            return
-        for value in node.values():
-            yield from _payloads(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _payloads(value)
 
 
 @pytest.mark.parametrize("name", ["full_case", "acknowledgement_v2", "session_moved_in_round"])
