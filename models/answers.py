@@ -8,6 +8,7 @@ call `models.edge.at_edge`, which rejects bad input before anything enters histo
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -116,11 +117,18 @@ class ClientReached(_Answer):
         return value
 
 
+def _plausible_date(value: datetime, info: ValidationInfo) -> datetime:
+    """At the edge, a date whose local time can always be shown (no overflow near year 9999)."""
+    if is_edge(info) and not 2000 <= value.year <= 2200:
+        raise ValueError("must be a date between the years 2000 and 2200")
+    return value
+
+
 class SessionCancelled(_Answer):
     """The calendar says the session was cancelled, or moved to another time, after the case
     opened: outreach stops, the case is documented, the therapist still closes it."""
 
-    moved_to: AwareDatetime | None = None
+    moved_to: Annotated[AwareDatetime, AfterValidator(_plausible_date)] | None = None
     by: PersonId = Field(default="calendar", min_length=1)
     note: Note = ""
 

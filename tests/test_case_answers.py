@@ -383,3 +383,16 @@ async def test_a_session_moved_during_round_one_stops_outreach_and_says_where_it
     assert sorted(client_steps) == ["client/1/email", "client/1/sms", "client/1/voice"]
     assert not [a for a in resolution.attempts if a.recipient_role.value == "emergency_contact"]
     assert any("session was moved to" in n.text for n in resolution.notes)
+
+
+async def test_a_session_moved_to_year_9999_is_refused_and_the_case_goes_on(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    async with harness(time_skipping_env, sqlite_store) as h:
+        handle = await h.start()
+        with pytest.raises(CaseError) as refused:
+            await h.answer(handle, "session_cancelled", moved_to="9999-12-31T23:00:00-05:00")
+        resolution = await h.close_as_therapist(handle)
+
+    assert "moved_to: must be a date between the years 2000 and 2200" in str(refused.value)
+    assert resolution.outcome is CaseOutcome.reached_safe

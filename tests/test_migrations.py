@@ -409,3 +409,17 @@ async def test_a_failed_migration_is_a_store_error(engine: AsyncEngine) -> None:
         await conn.run_sync(lambda c: command.stamp(migrations.alembic_config(c), "0001_baseline"))
     with pytest.raises(StoreError, match=r"^case store error \("):
         await CaseStore(engine).create_schema()
+
+
+async def test_a_store_from_before_the_claim_column_gets_it(engine: AsyncEngine) -> None:
+    """Stores created before `attempts.claim` existed (main before this change's first commit):
+    without the column every message would fail to be claimed."""
+    async with engine.begin() as conn:
+        await conn.run_sync(LEGACY.create_all)
+        await conn.exec_driver_sql("ALTER TABLE attempts DROP COLUMN claim")
+    store = CaseStore(engine)
+    await store.create_schema()
+
+    assert await _differences(engine, Base.metadata) == []
+    request = directory_data.outreach_request()
+    assert await store.claim_attempt(request, T0, "try-1", None)
