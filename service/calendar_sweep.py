@@ -43,7 +43,6 @@ from service.cases import CaseError, CaseService
 from settings import Settings
 from store.calendar_records import SourceRow
 from store.case_store import CaseStore
-from store.errors import StoreError
 from store.secrets import SecretBox, SecretsKeyError
 
 log = logging.getLogger(__name__)
@@ -190,7 +189,8 @@ class CalendarService:
         report: SweepReport,
         starts: dict[str, datetime],
     ) -> None:
-        """Do one action through the case service; a refusal is reported, never fatal."""
+        """Do one action through the case service; a refusal is reported, never fatal. A store
+        error propagates: Temporal retries the sweep, whose actions are each idempotent."""
         mark = self._store.mark_session
         source_id = source.source_id
         try:
@@ -225,8 +225,6 @@ class CalendarService:
         except CaseError as exc:
             report.skipped.append(f"{action.appointment_id}: {exc}")
             log.warning("calendar source %s: %s", source_id, exc)
-        except StoreError:
-            raise  # the store is down: Temporal retries the sweep; nothing was half-done
 
     async def _open(
         self,
