@@ -13,6 +13,7 @@ from models.case import AttendanceReview, CaseContext, Resolution
 from models.directory import Channel
 from models.outreach import AttendanceQuery, NoteRecord, OpenCaseRequest, StageChange
 from store.case_store import CaseStore
+from store.rows import AttendanceStatus
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,14 @@ class CaseRecordActivities:
     @activity.defn(name="review_attendance")
     async def review_attendance(self, query: AttendanceQuery) -> AttendanceReview:
         """Review session patterns: misses in the window before this session, this one included
-        unless the client attended after all."""
-        status = "attended_late" if query.attended else "no_show"
+        unless the client attended after all or the session was cancelled."""
+        status: AttendanceStatus = (
+            "attended_late"
+            if query.attended
+            else "late_cancelled"
+            if query.session_cancelled
+            else "no_show"
+        )
         await self._store.record_attendance(
             query.appointment_id, query.client_id, query.scheduled_start, status
         )

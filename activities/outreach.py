@@ -43,6 +43,7 @@ from providers.base import (
     TransientDeliveryError,
 )
 from store.case_store import CaseStore
+from store.rows import AttemptRow
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,11 @@ class OutreachActivities:
         if previous is not None and previous.state == "done":
             log.info("already final, not repeating", extra=_context(request))
             return previous.as_attempt()
-        if previous is not None and previous.state == "sending" and not last_try.get("not_sent"):
+        if (
+            previous is not None
+            and previous.state == "sending"
+            and not _said_not_sent(last_try, previous)
+        ):
             return await self._finish(
                 request,
                 AttemptResult.unconfirmed,
@@ -136,8 +141,12 @@ class OutreachActivities:
         facts = self._facts(request, recipient, client, therapist)
         message = compose(request.purpose, request.channel, facts)
 
-        if not await self._store.claim_attempt(request, at, _claim_token(), previous):
+        claim = _claim_token()
+        if not await self._store.claim_attempt(request, at, claim, previous):
             return await self._lost_claim(request, at)
+        # This try holds the claim now. Its heartbeat replaces whatever an earlier try said:
+        # an earlier try's "not sent" must never let a later one take over THIS try's send.
+        activity.heartbeat({"claim": claim})
         try:
             receipt = await send(address, message, request)
         except asyncio.CancelledError:  # the case closed while the request was in flight
@@ -149,12 +158,12 @@ class OutreachActivities:
             return await self._finish(request, exc.result, exc.detail, at)
         except TransientDeliveryError as exc:
             first_try = previous.started_at if previous and previous.state == "retry" else at
-            return await self._refused(request, exc, refused_since or first_try, at)
+            return await self._refused(request, exc, refused_since or first_try, at, claim)
         except Exception:
             # A bug or a misconfiguration in this system, not a provider's answer: the message
             # did not go out. Not recorded as a failed message: Temporal retries it, visible as
             # a failing activity in the Web UI, and the case resumes once it is fixed.
-            activity.heartbeat({"not_sent": True})
+            activity.heartbeat({"not_sent": True, "claim": claim})
             await self._store.mark_retryable(request.key, "an error in this system; not sent")
             raise
         if receipt.dry_run:
@@ -197,7 +206,12 @@ class OutreachActivities:
         )
 
     async def _refused(
-        self, request: OutreachRequest, exc: TransientDeliveryError, since: datetime, at: datetime
+        self,
+        request: OutreachRequest,
+        exc: TransientDeliveryError,
+        since: datetime,
+        at: datetime,
+        claim: str,
     ) -> Attempt:
         """The provider did not take the message (429, 5xx, unreachable), or may have taken it
         without saying so (a timeout): record it, or ask Temporal for another try."""
@@ -210,7 +224,7 @@ class OutreachActivities:
             return await self._finish(request, AttemptResult.failed, detail, at)
         # First the heartbeat (kept by Temporal for the next try), then the store: if the store
         # is down too, the next try still knows that nothing went out and sends again.
-        activity.heartbeat({"not_sent": True, "refused_since": since.isoformat()})
+        activity.heartbeat({"not_sent": True, "claim": claim, "refused_since": since.isoformat()})
         await self._store.mark_retryable(request.key, str(exc))
         retry_after = getattr(exc, "retry_after", None)
         log.warning(
@@ -361,11 +375,18 @@ def _context(request: OutreachRequest) -> dict[str, Any]:
 def _last_try() -> dict[str, Any]:
     """What the previous try of this activity said in its heartbeat: kept by Temporal even
     when that try could not write to the store. {"not_sent": True} means the message did not
-    go out; "refused_since" is when the provider first refused it."""
+    go out under the claim "claim"; "refused_since" is when the provider first refused it."""
     for details in activity.info().heartbeat_details:
         if isinstance(details, dict):
             return details
     return {}
+
+
+def _said_not_sent(last_try: dict[str, Any], row: AttemptRow) -> bool:
+    """Did the try holding this `sending` row say (in its heartbeat) that nothing went out?
+    Only the claim's own holder can say so: a heartbeat from an earlier try is about a send
+    that is over, not about the one the row is in the middle of."""
+    return bool(last_try.get("not_sent")) and last_try.get("claim") == row.claim
 
 
 def _claim_token() -> str:

@@ -62,6 +62,9 @@ class AttendanceQuery(BaseModel):
     window_days: int
     threshold: int
     attended: bool
+    # The calendar cancelled or moved the session after its case opened (after its start, so
+    # inside any late-cancellation window): a late cancellation, not a no-show.
+    session_cancelled: bool = False
 
 
 class SendTimeQuery(BaseModel):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from alembic.util import CommandError
-from sqlalchemy import Executable, select, update
+from sqlalchemy import Executable, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -369,7 +369,10 @@ class CaseStore(CalendarRecords):
         scheduled_start: datetime,
         status: AttendanceStatus | str,
     ) -> None:
-        """Record (or correct) how an appointment went: no_show, attended_late or attended."""
+        """Record how an appointment went. Several parts of the system say it (the case opens on
+        a presumed no-show, the calendar reports a late cancellation, the close-out knows the
+        client came), in any order: the strongest evidence wins, whatever came last (see
+        `ATTENDANCE_PRECEDENCE`)."""
         if status not in get_args(AttendanceStatus):
             raise ValueError(f"attendance status must be one of {get_args(AttendanceStatus)}")
         stmt = self._insert(AttendanceTable).values(
@@ -378,10 +381,12 @@ class CaseStore(CalendarRecords):
             scheduled_start=scheduled_start,
             status=status,
         )
+        table = AttendanceTable.__table__
+        stronger = _attendance_rank(stmt.excluded.status) >= _attendance_rank(table.c.status)
         stmt = stmt.on_conflict_do_update(
             index_elements=["appointment_id"],
             set_={
-                "status": stmt.excluded.status,
+                "status": case((stronger, stmt.excluded.status), else_=table.c.status),
                 "client_id": stmt.excluded.client_id,
                 "scheduled_start": stmt.excluded.scheduled_start,
             },
@@ -517,6 +522,23 @@ class CaseStore(CalendarRecords):
                 .values(record=client.model_dump(mode="json"))
             )
         return True
+
+
+# Weakest first. A case opens on a presumed no-show; a cancellation (made after the session's
+# start, or inside the late-cancellation window) explains the absence better; that the client
+# came after all (checked in, arrived late) is the strongest: it is what happened.
+ATTENDANCE_PRECEDENCE: tuple[AttendanceStatus, ...] = (
+    "no_show",
+    "late_cancelled",
+    "attended_late",
+    "attended",
+)
+
+
+def _attendance_rank(status: Any) -> Any:
+    return case(
+        *((status == name, rank) for rank, name in enumerate(ATTENDANCE_PRECEDENCE)), else_=-1
+    )
 
 
 def _header(record: CaseHeader) -> dict[str, Any]:

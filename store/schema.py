@@ -163,3 +163,8 @@ class CalendarSessionTable(Base):
     arrival_reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     cancellation_reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     late_cancellation_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When a sweep first saw the session cancelled: its lateness is decided then, once.
+    cancellation_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When a complete read first missed a session whose case is open (deleted or moved out of
+    # the window?): reported cancelled only if the next complete read misses it too.
+    absent_since: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -363,6 +363,9 @@ async def test_a_session_cancelled_during_the_grace_wait_reaches_nobody_but_the_
     confirm = [s for s in h.providers.sent if s.to == "maya.lin@example.org"]
     assert "cancelled or moved in the calendar" in confirm[0].body
     assert resolution.emergency_contact_note is None
+    # Cancelled after its start: a late cancellation for the fee decision, not a no-show.
+    review = resolution.attendance
+    assert (review.misses_in_window, review.late_cancellations_in_window) == (0, 1)
     assert any("session was cancelled" in n.text for n in resolution.notes)
     stored = await sqlite_store.notes_for_case(resolution.case_id)
     assert any("session was cancelled" in n.text for n in stored)
@@ -383,6 +386,8 @@ async def test_a_session_moved_during_round_one_stops_outreach_and_says_where_it
     assert sorted(client_steps) == ["client/1/email", "client/1/sms", "client/1/voice"]
     assert not [a for a in resolution.attempts if a.recipient_role.value == "emergency_contact"]
     assert any("session was moved to" in n.text for n in resolution.notes)
+    review = resolution.attendance
+    assert (review.misses_in_window, review.late_cancellations_in_window) == (0, 1)
 
 
 async def test_a_session_moved_to_year_9999_is_refused_and_the_case_goes_on(

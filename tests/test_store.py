@@ -234,6 +234,25 @@ async def test_attendance_upsert_and_missed_sessions_window(case_store: CaseStor
         await case_store.record_attendance("A7", "C1", T0, "cancelled")
 
 
+async def test_attendance_keeps_the_strongest_evidence_whatever_came_last(
+    case_store: CaseStore,
+) -> None:
+    """The case opens on a presumed no-show, the calendar then reports the session cancelled
+    late, the close-out reviews again: the late cancellation is not overwritten by no_show,
+    and a client who came after all is never turned back into a miss."""
+    start = T0 - timedelta(days=1)
+    await case_store.record_attendance("A1", "C1", start, "no_show")
+    await case_store.record_attendance("A1", "C1", start, "late_cancelled")
+    await case_store.record_attendance("A1", "C1", start, "no_show")
+    await case_store.record_attendance("A2", "C1", start, "attended_late")
+    await case_store.record_attendance("A2", "C1", start, "late_cancelled")
+    await case_store.record_attendance("A2", "C1", start, "no_show")
+    since = T0 - timedelta(days=90)
+    assert await case_store.missed_sessions("C1", since, T0) == []
+    late = await case_store.missed_sessions("C1", since, T0, status="late_cancelled")
+    assert late == [start]
+
+
 # ---------------------------------------------------------------------- resolutions
 async def test_resolution_round_trip_closes_the_case(case_store: CaseStore) -> None:
     await case_store.open_case(_open())

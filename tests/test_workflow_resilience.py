@@ -17,6 +17,7 @@ from models.answers import CaseOutcome
 from models.case import AttemptResult
 from models.directory import Channel
 from models.messages import PracticeInfo
+from providers.base import ProviderReceipt, TransientDeliveryError
 from service.cases import OpenedCase
 from store.case_store import CaseStore
 from store.errors import StoreError
@@ -193,7 +194,8 @@ async def test_a_429_while_the_store_is_down_still_ends_with_the_text_sent(
         await env.run(activities.send_sms, outreach_request())
     monkeypatch.undo()
     retry = ActivityEnvironment()
-    retry.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=heartbeats)
+    # Temporal keeps the details of the last heartbeat only.
+    retry.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=heartbeats[-1:])
     attempt = await retry.run(activities.send_sms, outreach_request())
     assert len(providers.sent) == 1 and attempt.result is AttemptResult.sent
 
@@ -229,6 +231,60 @@ async def test_accepted_call_is_polled_not_placed_again(sqlite_store: CaseStore)
     attempt = await ActivityEnvironment().run(activities.place_call, request)
     assert providers.sent == []
     assert (attempt.result, attempt.provider_id) == (AttemptResult.voicemail, "CA-earlier")
+
+
+class _RefusedThenStalledSms:
+    """Refuses the first text (429), takes the second and never answers, takes any later."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.accepted = 0
+        self.stalled = asyncio.Event()
+
+    async def send_sms(self, to: str, body: str) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            raise TransientDeliveryError("sms provider answered 429")
+        self.accepted += 1
+        if self.calls == 2:
+            self.stalled.set()
+            await asyncio.sleep(3600)
+        return ProviderReceipt(provider_id=f"SM{self.accepted}")
+
+
+@pytest.mark.parametrize("try_2_heartbeat_arrived", [False, True])
+async def test_a_stale_not_sent_heartbeat_does_not_let_a_third_try_send_again(
+    sqlite_store: CaseStore, try_2_heartbeat_arrived: bool
+) -> None:
+    """Try 1 was refused (its heartbeat: not sent). Try 2 claimed the message and handed it to
+    the provider, then hung; Temporal timed it out. Try 3 must not send it again, whether or
+    not try 2's own heartbeat reached Temporal before it hung."""
+    await sqlite_store.import_directory(directory_data.THERAPISTS, directory_data.CLIENTS)
+    sms = _RefusedThenStalledSms()
+    bundle = dataclasses.replace(RecordingProviders().bundle(), sms=sms)
+    activities = OutreachActivities(
+        sqlite_store, bundle, PracticeInfo(name="P", callback_number="+15555550100"), 0.0
+    )
+    try_1_said: list[Any] = []
+    first = ActivityEnvironment()
+    first.on_heartbeat = lambda *details: try_1_said.extend(details)
+    with pytest.raises(ApplicationError):
+        await first.run(activities.send_sms, outreach_request())
+    try_2_said: list[Any] = []
+    second = ActivityEnvironment()
+    second.info = dataclasses.replace(first.info, attempt=2, heartbeat_details=try_1_said[-1:])
+    second.on_heartbeat = lambda *details: try_2_said.extend(details)
+    hung = asyncio.create_task(second.run(activities.send_sms, outreach_request()))
+    await sms.stalled.wait()
+    third = ActivityEnvironment()
+    last_heartbeat = try_2_said[-1:] if try_2_heartbeat_arrived else try_1_said[-1:]
+    third.info = dataclasses.replace(first.info, attempt=3, heartbeat_details=last_heartbeat)
+    attempt = await third.run(activities.send_sms, outreach_request())
+    hung.cancel()
+
+    assert sms.accepted == 1  # only try 2's text reached the provider
+    assert attempt.result is AttemptResult.unconfirmed
+    assert "not resent to avoid a duplicate" in attempt.detail
 
 
 class _SlowSms:

@@ -403,6 +403,7 @@ class MissedSessionWorkflow:
                 window_days=self._policy.attendance_window_days,
                 threshold=self._policy.attendance_flag_threshold,
                 attended=attended,
+                session_cancelled=self._status.session_cancelled_at is not None,
             ),
             start_to_close_timeout=STORE_TIMEOUT,
             retry_policy=STORE_RETRY,
