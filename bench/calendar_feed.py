@@ -37,7 +37,14 @@ import icalendar
 import recurring_ical_events
 
 from calendars.feed import read_sessions
-from models.calendar import CalendarSource, EventMapping, SourceMode, SweepRules, plan_sweep
+from models.calendar import (
+    CalendarSource,
+    EventMapping,
+    SourceMode,
+    SweepRead,
+    SweepRules,
+    plan_sweep,
+)
 from store.case_store import CaseStore
 
 THERAPISTS = 40
@@ -185,7 +192,8 @@ async def _whole_sweep(
     store = _STORE[0]
     known = await store.known_sessions(s.appointment_id for s in sessions)
     now = window[0] + (window[1] - window[0]) / 2
-    plan_sweep(sessions, known, SweepRules(mode=SourceMode.presumed), now, window)
+    read = SweepRead(sessions=sessions, window=window)
+    plan_sweep(read, known, SweepRules(mode=SourceMode.presumed), now)
     await store.close()  # asyncio.run closes the loop: the next run reconnects
     return len(sessions)
 

@@ -74,11 +74,14 @@ def read_sessions(
     start: datetime,
     end: datetime,
     client_ids_by_email: Mapping[str, str],
+    shared_emails: Iterable[str] = (),
 ) -> tuple[list[CalendarSession], list[UnreadableEvent]]:
     """The sessions of one source that start in [start, end), and the events it cannot use.
 
     `start` and `end` must be aware. `client_ids_by_email` maps client emails (any case) to
-    client ids, for events that name their client only as an attendee. Sessions come back
+    client ids, for events that name their client only as an attendee; an attendee whose
+    email is in `shared_emails` (several clients have it) makes the event name no one for
+    sure: it is reported, not mapped to one of them. Sessions come back
     sorted by start; unreadable events in feed order. Raises `FeedError` when the feed does
     not parse at all or names an unknown zone in X-WR-TIMEZONE, or when the source's
     `floating_time_zone` is unknown.
@@ -94,7 +97,9 @@ def read_sessions(
             calendar = x_wr_timezone.to_standard(calendar)
         except Exception:
             raise FeedError("the feed's X-WR-TIMEZONE names no known time zone") from None
-    read = _Read(source, floating, _Rules.of(source.mapping), client_ids_by_email)
+    read = _Read(
+        source, floating, _Rules.of(source.mapping), client_ids_by_email, frozenset(shared_emails)
+    )
     try:
         # `of` applies x_wr_timezone.to_standard too (a no-op now). The selection collects the
         # VEVENT series itself, so that a series that fails is reported, not silently dropped.
@@ -381,6 +386,7 @@ class _Read:
     floating: tzinfo
     rules: _Rules
     emails: Mapping[str, str]
+    shared_emails: frozenset[str]
     sessions: dict[str, CalendarSession] = field(default_factory=dict)
     unreadable: list[tuple[int, UnreadableEvent]] = field(default_factory=list)
     facts: dict[int, _Facts] = field(default_factory=dict)  # by id() of the component
@@ -388,16 +394,26 @@ class _Read:
 
     def __post_init__(self) -> None:
         self.emails = {e.strip().casefold(): c for e, c in self.emails.items()}
+        self.shared_emails = frozenset(e.strip().casefold() for e in self.shared_emails)
 
     def problem(
-        self, number: int, uid: str | None, reason: str, at: datetime | None = None
+        self,
+        number: int,
+        uid: str | None,
+        reason: str,
+        at: datetime | None = None,
+        appointment_id: str | None = None,
     ) -> None:
         where = _label(number, uid)
         if at is not None:
             where += f" at {at:%Y-%m-%d %H:%M} UTC"
-        self.unreadable.append(
-            (number, UnreadableEvent(source_id=self.source.source_id, event=where, reason=reason))
+        event = UnreadableEvent(
+            source_id=self.source.source_id,
+            event=where,
+            reason=reason,
+            appointment_id=appointment_id,
         )
+        self.unreadable.append((number, event))
 
     def add(self, instance: _Instance, window_start: datetime, window_end: datetime) -> None:
         """Map one occurrence: a session, an unreadable event, or nothing (all-day, outside)."""
@@ -408,13 +424,15 @@ class _Read:
             return  # overlaps the window but starts outside it
         try:
             session = self.session(instance, start)
+            # Skipped, but seen: not missing, so a case for it is not taken as cancelled.
+            seen = self.appointment_id(instance) if isinstance(session, str) else None
         except Exception as exc:  # a property of a shape no one expected
             self.problem(
                 instance.number, instance.uid, f"cannot be read ({type(exc).__name__})", start
             )
             return
         if isinstance(session, str):
-            self.problem(instance.number, instance.uid, session, start)
+            self.problem(instance.number, instance.uid, session, start, seen)
         elif session.appointment_id in self.sessions:
             self.problem(instance.number, instance.uid, "repeats another occurrence", start)
         else:
@@ -439,14 +457,8 @@ class _Read:
         therapist_id = (
             own.therapist_id or (master.therapist_id if master else None) or self.rules.owner
         )
-        original = instance.original
-        recurrence_id = None
-        if isinstance(original, datetime):
-            recurrence_id = self.utc(original)
-        elif original is not None:  # a timed override of an all-day series: its day, floating
-            recurrence_id = self.utc(datetime(original.year, original.month, original.day))
         return CalendarSession(
-            appointment_id=appointment_id_for(self.source.source_id, instance.uid, recurrence_id),
+            appointment_id=self.appointment_id(instance),
             source_id=self.source.source_id,
             client_id=client_id,
             therapist_id=therapist_id,
@@ -456,6 +468,15 @@ class _Read:
             checked_in=own.checked_in,
             modified_at=own.modified_at,
         )
+
+    def appointment_id(self, instance: _Instance) -> str:
+        original = instance.original
+        recurrence_id = None
+        if isinstance(original, datetime):
+            recurrence_id = self.utc(original)
+        elif original is not None:  # a timed override of an all-day series: its day, floating
+            recurrence_id = self.utc(datetime(original.year, original.month, original.day))
+        return appointment_id_for(self.source.source_id, instance.uid, recurrence_id)
 
     def utc(self, moment: datetime) -> datetime:
         if moment.tzinfo is None:
@@ -472,11 +493,13 @@ class _Read:
     def work_out(self, component: icalendar.Component) -> _Facts:
         rules = self.rules
         texts = [*_values(component.get("DESCRIPTION")), *_values(component.get("SUMMARY"))]
+        named = _named(texts, rules.client_token, component, rules.client_property)
         client_id, client_problem = _one(
-            _named(texts, rules.client_token, component, rules.client_property)
-            or (self.attendee_clients(component) if rules.by_attendee else []),
+            named or (self.attendee_clients(component) if rules.by_attendee else []),
             "names more than one client",
         )
+        if client_id is None and client_problem is None and self.shared_attendee(component):
+            client_id, client_problem = None, "an attendee's email belongs to several clients"
         therapist_id, _ = _one(
             _named(texts, rules.therapist_token, component, rules.therapist_property), ""
         )
@@ -490,19 +513,34 @@ class _Read:
             or _flag(component, rules.no_show_property),
             checked_in=bool(categories & rules.check_in_categories)
             or _flag(component, rules.check_in_property),
-            modified_at=_stamp(component.get("LAST-MODIFIED")) or _stamp(component.get("DTSTAMP")),
+            # Not DTSTAMP: in an export it is when the export was made, not when the event was
+            # changed, so it would make every cancellation look late.
+            modified_at=_stamp(component.get("LAST-MODIFIED")),
         )
 
     def attendee_clients(self, component: icalendar.Component) -> list[str]:
         found = []
-        for attendee in _values(component.get("ATTENDEE")):
-            address = attendee.strip()
-            if address[:7].lower() == "mailto:":
-                address = address[7:]
-            client_id = self.emails.get(address.strip().casefold())
+        for address in _attendee_emails(component):
+            client_id = self.emails.get(address)
             if client_id is not None:
                 found.append(client_id)
         return found
+
+    def shared_attendee(self, component: icalendar.Component) -> bool:
+        if not self.rules.by_attendee:
+            return False
+        return any(a in self.shared_emails for a in _attendee_emails(component))
+
+
+def _attendee_emails(component: icalendar.Component) -> list[str]:
+    """The attendees' email addresses, case-folded."""
+    found = []
+    for attendee in _values(component.get("ATTENDEE")):
+        address = attendee.strip()
+        if address[:7].lower() == "mailto:":
+            address = address[7:]
+        found.append(address.strip().casefold())
+    return found
 
 
 def _values(prop: Any) -> list[str]:

@@ -99,7 +99,7 @@ class CalendarSession(BaseModel):
     no_show: bool = False
     checked_in: bool = False
     modified_at: datetime | None = Field(
-        default=None, description="LAST-MODIFIED (or DTSTAMP): when a cancellation was made."
+        default=None, description="LAST-MODIFIED: when a cancellation was made, if known."
     )
 
 
@@ -107,6 +107,9 @@ class UnreadableEvent(BaseModel):
     """An event the sweep skipped, said without its contents."""
 
     source_id: str
+    appointment_id: str | None = Field(
+        default=None, description="The occurrence's id, where it could be worked out."
+    )
     event: str = Field(description='Which one, e.g. "event 12 (UID hash 3f2a...)".')
     reason: str
 
@@ -130,6 +133,8 @@ class KnownSession(BaseModel):
     arrival_reported: bool = False
     cancellation_reported: bool = False
     late_cancellation_recorded: bool = False
+    cancellation_seen: bool = False  # its lateness was decided (once, when first seen)
+    absent_since: datetime | None = None  # a complete read first missed it then
 
 
 class OpenCase(BaseModel):
@@ -152,15 +157,27 @@ class ReportCancellation(BaseModel):
     moved_to: datetime | None = None  # None: cancelled; else the new start
 
 
-class RecordLateCancellation(BaseModel):
-    kind: Literal["late_cancellation"] = "late_cancellation"
+class NoteCancellation(BaseModel):
+    """A session first seen cancelled: whether it was cancelled late is decided now, once
+    (a feed that rewrites LAST-MODIFIED later must not change the fee decision)."""
+
+    kind: Literal["cancellation_seen"] = "cancellation_seen"
     appointment_id: str
     client_id: str
     start: datetime
-    cancelled_at: datetime
+    cancelled_at: datetime | None  # None: not known (then never counted late)
+    late: bool
 
 
-SweepAction = OpenCase | ReportArrival | ReportCancellation | RecordLateCancellation
+class NoteAbsence(BaseModel):
+    """A session with an open case is missing from a complete read (`absent`), or is back."""
+
+    kind: Literal["absence"] = "absence"
+    appointment_id: str
+    absent: bool
+
+
+SweepAction = OpenCase | ReportArrival | ReportCancellation | NoteCancellation | NoteAbsence
 
 
 class SweepRules(BaseModel):
@@ -174,48 +191,80 @@ class SweepRules(BaseModel):
     )
 
 
+class SweepRead(BaseModel):
+    """One successful read of one source, as `plan_sweep` needs it."""
+
+    sessions: list[CalendarSession]
+    window: tuple[datetime, datetime]
+    complete: bool = Field(
+        default=True,
+        description="Every event was read or accounted for: only then does a session's "
+        "absence say anything (an unreadable event may be the session that seems gone).",
+    )
+    present: frozenset[str] = Field(
+        default=frozenset(), description="Appointment ids of events skipped but seen."
+    )
+    previous_read_at: datetime | None = Field(
+        default=None, description="The source's last successful read before this one."
+    )
+
+
 def moved_appointment_id(appointment_id: str, start: datetime) -> str:
     """A session moved after its case opened is a new appointment at its new time (so a miss
     of the rescheduled session opens a case of its own)."""
     return f"{appointment_id}.{start.astimezone(UTC):%Y%m%d%H%M}"
 
 
+def current_appointment_id(session: CalendarSession, known: Mapping[str, KnownSession]) -> str:
+    """The appointment a session read now stands for: itself, or, when its case was opened
+    for another start, the moved appointment at its new start."""
+    seen = known.get(session.appointment_id)
+    if seen and seen.case_opened and seen.scheduled_start not in (None, session.start):
+        return moved_appointment_id(session.appointment_id, session.start)
+    return session.appointment_id
+
+
 def plan_sweep(
-    sessions: list[CalendarSession],
+    read: SweepRead,
     known: Mapping[str, KnownSession],
     rules: SweepRules,
     now: datetime,
-    window: tuple[datetime, datetime] | None = None,
 ) -> list[SweepAction]:
     """What one sweep does about the sessions it read: a pure function, so a sweep run twice,
     or after days of downtime, decides the same (the case store remembers what was done).
 
-    `known` also holds the open cases of this source whose session starts inside the `window`
-    read: one that is no longer in the calendar (deleted, or moved out of the window) is
-    reported cancelled."""
+    `known` holds what the store knows of every session read, of the moved appointments they
+    stand for (`current_appointment_id`), and of this source's open cases whose session starts
+    inside the window read. Such a case whose session is missing from two complete reads in a
+    row (deleted, or moved out of the window) is reported cancelled; a read of no sessions at
+    all proves nothing (an emptied export, a wrong account) and cancels nothing."""
+    sessions = read.sessions
     actions: list[SweepAction] = []
-    read = {s.appointment_id for s in sessions}
-    if window is not None:
-        for earlier in known.values():
-            start = earlier.scheduled_start
-            if earlier.appointment_id in read or start is None or not earlier.case_open:
-                continue
-            if not earlier.cancellation_reported and window[0] <= start <= window[1]:
-                actions.append(ReportCancellation(appointment_id=earlier.appointment_id))
+    present = set(read.present)
+    for session in sessions:
+        present |= {session.appointment_id, current_appointment_id(session, known)}
+    for earlier in known.values():
+        if earlier.appointment_id in present:
+            if earlier.absent_since is not None:
+                actions.append(NoteAbsence(appointment_id=earlier.appointment_id, absent=False))
+            continue
+        actions += _absent(earlier, read, now)
     for session in sessions:
         if session.client_id is None:
             continue  # reported by the feed reader as an event that maps to nobody
         seen: KnownSession | None = known.get(session.appointment_id)
+        appointment_id = current_appointment_id(session, known)
         if session.status == "cancelled":
-            actions += _cancelled(session, seen, rules)
+            actions += _cancelled(session, appointment_id, known, rules, read, now)
             continue
-        appointment_id = session.appointment_id
-        if seen and seen.case_opened and seen.scheduled_start not in (None, session.start):
+        if appointment_id != session.appointment_id:
+            assert seen is not None
             if seen.case_open and not seen.cancellation_reported:
                 actions.append(
-                    ReportCancellation(appointment_id=appointment_id, moved_to=session.start)
+                    ReportCancellation(
+                        appointment_id=session.appointment_id, moved_to=session.start
+                    )
                 )
-            appointment_id = moved_appointment_id(appointment_id, session.start)
             seen = known.get(appointment_id)
         if seen and seen.case_open and session.checked_in and not seen.arrival_reported:
             actions.append(ReportArrival(appointment_id=appointment_id))
@@ -234,6 +283,22 @@ def plan_sweep(
     return actions
 
 
+def _absent(earlier: KnownSession, read: SweepRead, now: datetime) -> list[SweepAction]:
+    """A session with an open case, in the window, not in this read."""
+    start = earlier.scheduled_start
+    if start is None or not earlier.case_open or earlier.cancellation_reported:
+        return []
+    if not read.window[0] <= start <= read.window[1]:
+        return []
+    if not read.complete or not read.sessions:
+        return []  # this read cannot tell a deleted session from one it could not see
+    if earlier.absent_since is None:
+        return [NoteAbsence(appointment_id=earlier.appointment_id, absent=True)]
+    if earlier.absent_since < now:  # missing from an earlier complete read too
+        return [ReportCancellation(appointment_id=earlier.appointment_id)]
+    return []
+
+
 def _qualifies(session: CalendarSession, rules: SweepRules, now: datetime) -> bool:
     """A missed session: started, not checked in, not too long ago, and (in `marked` mode)
     marked a no-show."""
@@ -243,26 +308,51 @@ def _qualifies(session: CalendarSession, rules: SweepRules, now: datetime) -> bo
 
 
 def _cancelled(
-    session: CalendarSession, seen: KnownSession | None, rules: SweepRules
+    session: CalendarSession,
+    appointment_id: str,
+    known: Mapping[str, KnownSession],
+    rules: SweepRules,
+    read: SweepRead,
+    now: datetime,
 ) -> list[SweepAction]:
+    """A cancelled session (or the moved appointment it stands for): its open case is told,
+    and whether it was cancelled late is decided once."""
     actions: list[SweepAction] = []
+    seen = known.get(appointment_id)
     if seen and seen.case_open and not seen.cancellation_reported:
-        actions.append(ReportCancellation(appointment_id=session.appointment_id))
-    cancelled_at = session.modified_at
+        actions.append(ReportCancellation(appointment_id=appointment_id))
+    if (seen and (seen.cancellation_seen or seen.late_cancellation_recorded)) or not (
+        session.client_id
+    ):
+        return actions
+    cancelled_at = session.modified_at or _cancelled_since_last_read(session, read, now)
     late = (
         cancelled_at is not None and cancelled_at >= session.start - rules.late_cancellation_window
     )
-    if late and not (seen and seen.late_cancellation_recorded) and session.client_id:
-        assert cancelled_at is not None
-        actions.append(
-            RecordLateCancellation(
-                appointment_id=session.appointment_id,
-                client_id=session.client_id,
-                start=session.start,
-                cancelled_at=cancelled_at,
-            )
+    actions.append(
+        NoteCancellation(
+            appointment_id=appointment_id,
+            client_id=session.client_id,
+            start=session.start,
+            cancelled_at=cancelled_at,
+            late=late,
         )
+    )
     return actions
+
+
+def _cancelled_since_last_read(
+    session: CalendarSession, read: SweepRead, now: datetime
+) -> datetime | None:
+    """A cancellation the feed does not date (no LAST-MODIFIED; DTSTAMP is when the export
+    was made, not when the event changed): if the previous read covered the session and did
+    not see it cancelled, it was cancelled since; taken as now. Otherwise it is not known."""
+    if read.previous_read_at is None:
+        return None
+    lookahead = read.window[1] - now
+    if session.start <= read.previous_read_at + lookahead:
+        return now
+    return None
 
 
 class SweepReport(BaseModel):

@@ -23,16 +23,19 @@ from calendars.caldav_source import CalDavDocument, CalDavError, read_caldav
 from calendars.feed import FeedError, read_sessions
 from calendars.fetch import fetch_ics
 from models.calendar import (
-    CalendarSession,
     CalendarSource,
+    KnownSession,
+    NoteAbsence,
+    NoteCancellation,
     OpenCase,
-    RecordLateCancellation,
     ReportArrival,
     ReportCancellation,
     SourceKind,
     SweepAction,
+    SweepRead,
     SweepReport,
     SweepRules,
+    current_appointment_id,
     plan_sweep,
 )
 from models.case import case_id_for
@@ -43,12 +46,23 @@ from service.cases import CaseError, CaseService
 from settings import Settings
 from store.calendar_records import SourceRow
 from store.case_store import CaseStore
+from store.errors import StoreError
 from store.secrets import SecretBox, SecretsKeyError
 
 log = logging.getLogger(__name__)
 
 Reader = Callable[[CalendarSource, str | None, datetime, datetime], Awaitable[CalDavDocument]]
 LOOKAHEAD_EXTRA = timedelta(days=1)  # beyond the late-cancellation window: moves, cancellations
+
+
+_URL_SCHEMES = frozenset({"http", "https", "webcal", "webcals"})
+
+
+def shown_location(location: str) -> str:
+    """What may be shown of a calendar URL: scheme and host ("https://calendar.google.com/…")."""
+    url = urlsplit(location)
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme.lower()}://{url.hostname}{port}/…"
 
 
 class CalendarError(Exception):
@@ -102,9 +116,12 @@ class CalendarService:
         secrets: dict[str, str] = {}
         if password:
             secrets["password"] = password
-        if url.query:  # a private feed's token (e.g. Google's secret address) is a secret too
+        if url.scheme.lower() in _URL_SCHEMES and url.hostname:
+            # A private feed's address is a password: Google's "secret address" and most
+            # practice-management exports carry their token in the path or the query. The
+            # whole URL is sealed; what is shown (and kept in plain text) is scheme and host.
             secrets["location"] = source.location
-            source = source.model_copy(update={"location": url._replace(query="...").geturl()})
+            source = source.model_copy(update={"location": shown_location(source.location)})
         sealed = self._secrets().encrypt(json.dumps(secrets)) if secrets else None
         await self._store.save_source(source, sealed, now)
         return source.source_id
@@ -121,9 +138,20 @@ class CalendarService:
 
     # ------------------------------------------------------------------ sweeping
     async def sweep(self, now: datetime) -> list[SweepReport]:
-        """Sweep every source; each is independent of the others."""
-        sources = await self._store.list_sources()
-        return [await self.sweep_source(row.source.source_id, now) for row in sources]
+        """Sweep every source; each is independent of the others: one that fails (the store,
+        a bug) is reported as not swept and the others are swept all the same."""
+        reports = []
+        for row in await self._store.list_sources():
+            source_id = row.source.source_id
+            try:
+                reports.append(await self.sweep_source(source_id, now))
+            except (CalendarError, CaseError, StoreError) as exc:  # said in the product's words
+                log.warning("calendar source %s: sweep failed: %s", source_id, exc)
+                reports.append(_failed(source_id, now, str(exc)))
+            except Exception as exc:  # a bug: the traceback is for the log, not the report
+                log.exception("calendar source %s: sweep failed", source_id)
+                reports.append(_failed(source_id, now, f"sweep failed ({type(exc).__name__})"))
+        return reports
 
     async def sweep_source(self, source_id: str, now: datetime) -> SweepReport:
         row = await self._store.get_source(source_id)
@@ -140,39 +168,57 @@ class CalendarService:
         end = now + rules.late_cancellation_window + LOOKAHEAD_EXTRA
         report = SweepReport(source_id=source_id, read_ok=False, window_start=start, window_end=end)
         try:
-            sessions = await self._read(source, start, end, report)
+            read = await self._read(row, (start, end), report)
         except (FeedError, CalDavError, SecretsKeyError, OSError) as exc:
             report.error = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
             log.warning("calendar source %s not read: %s", source_id, report.error)
             await self._store.record_read(source_id, now, error=report.error)
             return report
         report.read_ok = True
-        report.sessions = len(sessions)
-        ids = {s.appointment_id for s in sessions}
-        known = await self._store.known_sessions(
-            ids | set(await self._store.open_calendar_sessions(source_id, start, end))
-        )
-        starts = {s.appointment_id: s.start for s in sessions}
-        for action in plan_sweep(sessions, known, rules, now, window=(start, end)):
-            await self._apply(action, source, policy, now, report, starts)
+        report.sessions = len(read.sessions)
+        known = await self._known(read, source_id)
+        for action in plan_sweep(read, known, rules, now):
+            await self._apply(action, source, policy, now, report, known)
         await self._store.record_read(source_id, now, swept_until=now, summary=report.summary())
         log.info("calendar source %s swept: %s", source_id, report.summary())
         return report
 
+    async def _known(self, read: SweepRead, source_id: str) -> dict[str, KnownSession]:
+        """What the store knows of the sessions read, of this source's open cases in the
+        window, and of the moved appointments the sessions read stand for."""
+        start, end = read.window
+        ids = {s.appointment_id for s in read.sessions} | set(read.present)
+        ids |= set(await self._store.open_calendar_sessions(source_id, start, end))
+        known = await self._store.known_sessions(ids)
+        moved = {current_appointment_id(s, known) for s in read.sessions} - known.keys()
+        if moved:
+            known |= await self._store.known_sessions(moved)
+        return known
+
     async def _read(
-        self, source: CalendarSource, start: datetime, end: datetime, report: SweepReport
-    ) -> list[CalendarSession]:
+        self,
+        row: SourceRow,
+        window: tuple[datetime, datetime],
+        report: SweepReport,
+    ) -> SweepRead:
+        source = row.source
         sealed = await self._store.source_secret(source.source_id)
         secrets = json.loads(self._secrets().decrypt(sealed)) if sealed else {}
         if "location" in secrets:
             source = source.model_copy(update={"location": secrets["location"]})
-        document = await self._reader(source, secrets.get("password"), start, end)
-        emails = await self._store.client_ids_by_email()
-        sessions, unreadable = read_sessions(document.ics, source, start, end, emails)
+        document = await self._reader(source, secrets.get("password"), *window)
+        emails, shared = await self._store.client_ids_by_email()
+        sessions, unreadable = read_sessions(document.ics, source, *window, emails, shared)
         report.skipped += document.unreadable + [f"{u.event}: {u.reason}" for u in unreadable]
         for problem in unreadable:
             log.warning("calendar source %s: skipped %s", source.source_id, problem.event)
-        return sessions
+        return SweepRead(
+            sessions=sessions,
+            window=window,
+            complete=not document.unreadable and all(u.appointment_id for u in unreadable),
+            present=frozenset(u.appointment_id for u in unreadable if u.appointment_id),
+            previous_read_at=row.last_read_at,
+        )
 
     def _policy(self) -> EscalationPolicy:
         try:
@@ -187,12 +233,14 @@ class CalendarService:
         policy: EscalationPolicy,
         now: datetime,
         report: SweepReport,
-        starts: dict[str, datetime],
+        known: dict[str, KnownSession],
     ) -> None:
         """Do one action through the case service; a refusal is reported, never fatal. A store
         error propagates: Temporal retries the sweep, whose actions are each idempotent."""
         mark = self._store.mark_session
         source_id = source.source_id
+        seen = known.get(action.appointment_id)
+        start = seen.scheduled_start if seen and seen.scheduled_start else now
         try:
             if isinstance(action, OpenCase):
                 await self._open(action, source_id, policy, now, report)
@@ -200,7 +248,6 @@ class CalendarService:
                 await self._answer_once(
                     action.appointment_id, "client_arrived", {"note": "Checked in (calendar)."}
                 )
-                start = starts.get(action.appointment_id, now)
                 await mark(action.appointment_id, source_id, start, arrival_reported_at=now)
                 report.arrivals.append(action.appointment_id)
             elif isinstance(action, ReportCancellation):
@@ -208,23 +255,30 @@ class CalendarService:
                 if action.moved_to is not None:
                     data["moved_to"] = action.moved_to.isoformat()
                 await self._answer_once(action.appointment_id, "session_cancelled", data)
-                start = starts.get(action.appointment_id, now)
                 await mark(action.appointment_id, source_id, start, cancellation_reported_at=now)
                 report.cancellations.append(action.appointment_id)
-            elif isinstance(action, RecordLateCancellation):
-                await self._store.record_attendance(
-                    action.appointment_id, action.client_id, action.start, "late_cancelled"
-                )
-                await mark(
-                    action.appointment_id,
-                    source_id,
-                    action.start,
-                    late_cancellation_at=action.cancelled_at,
-                )
-                report.late_cancellations.append(action.appointment_id)
+            elif isinstance(action, NoteCancellation):
+                await self._note_cancellation(action, source_id, now, report)
+            elif isinstance(action, NoteAbsence):
+                await self._store.set_absence(action.appointment_id, now if action.absent else None)
         except CaseError as exc:
             report.skipped.append(f"{action.appointment_id}: {exc}")
             log.warning("calendar source %s: %s", source_id, exc)
+
+    async def _note_cancellation(
+        self, action: NoteCancellation, source_id: str, now: datetime, report: SweepReport
+    ) -> None:
+        """Decided once: the attendance record first, then the mark that says it is done (a
+        crash between the two repeats an idempotent upsert, never skips it)."""
+        if action.late:
+            await self._store.record_attendance(
+                action.appointment_id, action.client_id, action.start, "late_cancelled"
+            )
+            report.late_cancellations.append(action.appointment_id)
+        flags: dict[str, datetime] = {"cancellation_seen_at": now}
+        if action.late and action.cancelled_at is not None:
+            flags["late_cancellation_at"] = action.cancelled_at
+        await self._store.mark_session(action.appointment_id, source_id, action.start, **flags)
 
     async def _open(
         self,
@@ -268,3 +322,9 @@ class CalendarService:
         except CaseError as exc:
             if "already" not in str(exc) and "no longer running" not in str(exc):
                 raise
+
+
+def _failed(source_id: str, now: datetime, error: str) -> SweepReport:
+    return SweepReport(
+        source_id=source_id, read_ok=False, window_start=now, window_end=now, error=error
+    )

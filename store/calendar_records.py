@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,6 +24,7 @@ _SESSION_FLAGS = (
     "arrival_reported_at",
     "cancellation_reported_at",
     "late_cancellation_at",
+    "cancellation_seen_at",
 )
 
 
@@ -134,6 +135,8 @@ class CalendarRecords:
                     arrival_reported=row["arrival_reported_at"] is not None,
                     cancellation_reported=row["cancellation_reported_at"] is not None,
                     late_cancellation_recorded=row["late_cancellation_at"] is not None,
+                    cancellation_seen=row["cancellation_seen_at"] is not None,
+                    absent_since=row["absent_since"],
                 )
         return known
 
@@ -153,20 +156,25 @@ class CalendarRecords:
         )
         return [r["appointment_id"] for r in await self._all(query)]
 
-    async def client_ids_by_email(self) -> dict[str, str]:
-        """Client id by lower-cased email, for calendars that name clients as attendees."""
+    async def client_ids_by_email(self) -> tuple[dict[str, str], frozenset[str]]:
+        """Client id by lower-cased email, for calendars that name clients as attendees, and
+        the emails several clients share (a family address): those name no one."""
         rows = await self._all(select(ClientTable.client_id, ClientTable.record))
-        return {
-            str(r["record"]["email"]).lower(): r["client_id"]
-            for r in rows
-            if r["record"].get("email")
-        }
+        owners: dict[str, set[str]] = {}
+        for r in rows:
+            email = r["record"].get("email")
+            if email:
+                owners.setdefault(str(email).strip().casefold(), set()).add(r["client_id"])
+        ids = {email: next(iter(ids)) for email, ids in owners.items() if len(ids) == 1}
+        return ids, frozenset(email for email, ids in owners.items() if len(ids) > 1)
 
     async def mark_session(
         self, appointment_id: str, source_id: str, scheduled_start: datetime, **flags: Any
     ) -> None:
         """Record what the sweep did (`case_opened_at`, `arrival_reported_at`, ...); a flag
-        already set keeps its first value."""
+        already set keeps its first value. The row's `scheduled_start` is the start its case
+        was opened for: a row written before (a late cancellation, later undone and the
+        session moved) takes the start of the case when one opens."""
         unknown = set(flags) - set(_SESSION_FLAGS)
         if unknown:
             raise ValueError(f"unknown session flags {sorted(unknown)}")
@@ -178,14 +186,28 @@ class CalendarRecords:
         )
         table = CalendarSessionTable.__table__
         if flags:
-            first_values = {
+            first_values: dict[str, Any] = {
                 name: func.coalesce(table.c[name], stmt.excluded[name]) for name in flags
             }
+            if "case_opened_at" in flags:
+                first_values["scheduled_start"] = case(
+                    (table.c.case_opened_at.is_(None), stmt.excluded.scheduled_start),
+                    else_=table.c.scheduled_start,
+                )
             stmt = stmt.on_conflict_do_update(index_elements=["appointment_id"], set_=first_values)
         else:
             stmt = stmt.on_conflict_do_nothing()
         async with self._begin() as conn:
             await conn.execute(stmt)
+
+    async def set_absence(self, appointment_id: str, since: datetime | None) -> None:
+        """A complete read missed this session (`since`), or found it again (None)."""
+        async with self._begin() as conn:
+            await conn.execute(
+                update(CalendarSessionTable)
+                .where(_SESSION_ID == appointment_id)
+                .values(absent_since=since)
+            )
 
 
 def _source_row(row: RowMapping) -> SourceRow:

@@ -40,14 +40,17 @@ def sweep_schedule(task_queue: str, every: timedelta) -> Schedule:
 
 
 async def ensure_sweep_schedule(client: Client, task_queue: str, every: timedelta) -> str:
-    """Create the schedule, or bring an existing one up to date. Returns "created"/"updated"."""
+    """Create the schedule, or bring an existing one up to date. Returns "created"/"updated".
+    An update changes what the schedule does and when, never its state: a schedule that staff
+    paused (in the Web UI, with a note saying why) stays paused."""
     schedule = sweep_schedule(task_queue, every)
     try:
         await client.create_schedule(SCHEDULE_ID, schedule)
         return "created"
     except ScheduleAlreadyRunningError:
 
-        def update(_: ScheduleUpdateInput) -> ScheduleUpdate:
+        def update(existing: ScheduleUpdateInput) -> ScheduleUpdate:
+            schedule.state = existing.description.schedule.state
             return ScheduleUpdate(schedule=schedule)
 
         await client.get_schedule_handle(SCHEDULE_ID).update(update)

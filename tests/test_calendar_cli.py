@@ -30,7 +30,8 @@ def test_secrets_are_never_printed_and_a_database_dump_does_not_reveal_them(
     database: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DAV_PASSWORD", "correct-horse-battery")
-    feed = "https://calendar.example.org/private/basic.ics?token=sekrit-token-123"
+    # Google's secret address carries its token in the path; other exports in the query.
+    feed = "https://calendar.example.org/private-path-token-456/basic.ics?token=sekrit-token-123"
     assert main(["calendar", "add", "google", "--ics", feed, "--mode", "marked"]) == 0
     dav = ["--caldav", "https://dav.example.org/cal/therapist/", "--username", "maya"]
     assert main(["calendar", "add", "dav", *dav, "--mode", "presumed", "--password-env",
@@ -39,10 +40,10 @@ def test_secrets_are_never_printed_and_a_database_dump_does_not_reveal_them(
     assert main(["calendar", "status"]) == 0
     out = capsys.readouterr().out
 
-    for secret in ("correct-horse-battery", "sekrit-token-123"):
+    for secret in ("correct-horse-battery", "sekrit-token-123", "path-token-456"):
         assert secret not in out
         assert secret not in _dump(database)
-    assert "https://calendar.example.org/private/basic.ics?..." in out
+    assert "https://calendar.example.org/…" in out and "https://dav.example.org/…" in out
     assert "password stored encrypted" in out
     assert "google: never read" in out and "dav: never read" in out
 

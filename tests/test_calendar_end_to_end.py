@@ -116,6 +116,9 @@ async def test_a_caldav_calendar_opens_moves_and_sees_a_case_closed_on_the_sched
                 (await client.get_workflow_handle(w.id, run_id=w.run_id).fetch_history()).to_json()
                 for w in runs
             ]
+            await schedule.pause(note="calendar migration tonight")
+            await ensure_sweep_schedule(client, settings.temporal_task_queue, timedelta(minutes=2))
+            after_pause = (await schedule.describe()).schedule
     finally:
         await schedule.delete()
         await store.close()
@@ -123,6 +126,9 @@ async def test_a_caldav_calendar_opens_moves_and_sees_a_case_closed_on_the_sched
     assert (created, updated) == ("created", "updated")
     assert description.schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
     assert description.schedule.spec.intervals[0].every == timedelta(seconds=30)
+    # Updating a schedule that staff paused keeps it paused, with their note.
+    assert after_pause.state.paused and after_pause.state.note == "calendar migration tonight"
+    assert after_pause.spec.intervals[0].every == timedelta(minutes=2)
     assert opened.scheduled_start == start and opened.client_id == "C1"
     assert moved_seen == moved_to
     assert resolution.outcome.value == "reached_safe"

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from models.calendar import SweepReport, moved_appointment_id
+from calendars.caldav_source import CalDavDocument
+from models.calendar import CalendarSource, SweepReport, moved_appointment_id
 from models.case import Resolution, case_id_for
-from service.calendar_sweep import CalendarService
+from service.calendar_sweep import CalendarService, read_source
 from store.case_store import CaseStore
 from tests.calendar_data import vevent, write
 from tests.conftest import start_time_skipping
@@ -264,3 +265,114 @@ async def test_a_late_cancellation_is_in_the_next_cases_attendance_review(
     assert len(report.late_cancellations) == 1
     assert resolution.attendance.late_cancellations_in_window == 1
     assert resolution.attendance.misses_in_window == 1  # this session; the cancelled one is not
+
+
+async def test_a_session_moved_and_missed_again_has_one_case_that_the_sweep_leaves_alone(
+    sweeper: Sweeper,
+) -> None:
+    now = await sweeper.now()
+    start, moved_to = _minute(now) - timedelta(minutes=40), _minute(now) - timedelta(minutes=10)
+    write(sweeper.feed, vevent("marked-2", start, categories=["NO-SHOW"]))
+    await sweeper.add("marked")
+    [first] = (await sweeper.sweep()).opened
+    write(sweeper.feed, vevent("marked-2", moved_to, categories=["NO-SHOW"]))
+    moved = await sweeper.sweep()
+    [second] = moved.opened
+    again = await sweeper.sweep()
+    handle = sweeper.h.client.get_workflow_handle(case_id_for(second), result_type=Resolution)
+    resolution = await sweeper.h.close_as_therapist(handle)
+    after_close = await sweeper.sweep()
+
+    assert moved.cancellations == [first] and second == moved_appointment_id(first, moved_to)
+    assert (again.opened, again.cancellations) == ({}, [])  # the moved case is not cancelled
+    assert resolution.outcome.value == "reached_safe"
+    assert (after_close.opened, after_close.cancellations) == ({}, [])  # nor opened again
+    assert len(await sweeper.h.store.list_cases(open_only=False)) == 2
+
+
+async def test_a_deleted_session_is_cancelled_after_two_reads_and_an_empty_feed_cancels_none(
+    sweeper: Sweeper,
+) -> None:
+    now = await sweeper.now()
+    start = _minute(now) - timedelta(minutes=5)
+    tomorrow = vevent("other-1", start + timedelta(days=1), client="C3")
+    write(sweeper.feed, vevent("gone-1", start))
+    await sweeper.add("presumed")
+    [appointment] = (await sweeper.sweep()).opened
+    write(sweeper.feed)  # the export came back empty: proves nothing
+    emptied = [await sweeper.sweep(now + timedelta(minutes=n)) for n in (1, 2)]
+    write(sweeper.feed, tomorrow)  # the session is gone, the calendar is not
+    first_miss = await sweeper.sweep(now + timedelta(minutes=3))
+    second_miss = await sweeper.sweep(now + timedelta(minutes=4))
+
+    assert [r.cancellations for r in emptied] == [[], []]
+    assert first_miss.cancellations == []
+    assert second_miss.cancellations == [appointment]
+    status = await sweeper.h.status(sweeper.h.client.get_workflow_handle(case_id_for(appointment)))
+    assert status.session_cancelled_at is not None
+
+
+async def test_a_session_that_maps_to_nobody_now_is_not_taken_for_deleted(
+    sweeper: Sweeper,
+) -> None:
+    now = await sweeper.now()
+    start = _minute(now) - timedelta(minutes=5)
+    write(sweeper.feed, vevent("edited-1", start), vevent("other-2", start, client="C3"))
+    await sweeper.add("presumed")
+    opened = (await sweeper.sweep()).opened
+    write(
+        sweeper.feed, vevent("edited-1", start, client=None), vevent("other-2", start, client="C3")
+    )
+    later = [await sweeper.sweep(now + timedelta(minutes=n)) for n in (1, 2)]
+
+    assert len(opened) == 2
+    assert [r.cancellations for r in later] == [[], []]
+    assert all(len(r.skipped) == 1 for r in later)
+
+
+async def test_a_late_cancellation_undone_and_the_session_moved_opens_one_case(
+    sweeper: Sweeper, sqlite_store: CaseStore
+) -> None:
+    """The sweep wrote down a late cancellation; the practice then restored the session at
+    another time, and the client missed it: one case, for the new time, left alone after."""
+    now = await sweeper.now()
+    start = _minute(now) + timedelta(hours=3)
+    write(sweeper.feed, vevent("undone-1", start, status="CANCELLED", modified=now))
+    await sweeper.add("marked")
+    cancelled = await sweeper.sweep()
+    moved_to = _minute(now) - timedelta(minutes=5)
+    write(sweeper.feed, vevent("undone-1", moved_to, categories=["NO-SHOW"]))
+    opened = await sweeper.sweep()
+    again = await sweeper.sweep()
+
+    [late] = cancelled.late_cancellations
+    [appointment] = opened.opened
+    assert appointment == late  # the same appointment, not a "moved" one
+    case = await sqlite_store.get_case(case_id_for(appointment))
+    assert case is not None and case.scheduled_start == moved_to
+    assert (again.opened, again.cancellations) == ({}, [])
+
+
+async def test_sweep_once_goes_on_past_a_source_whose_sweep_fails(
+    sweeper: Sweeper, sqlite_store: CaseStore, tmp_path: Path
+) -> None:
+    """A bug in one source's reader (not a read error it knows) fails that source only."""
+    now = await sweeper.now()
+    write(sweeper.feed, vevent("fine-1", _minute(now) - timedelta(minutes=2)))
+    await sweeper.add("presumed", source_id="b-fine")
+    await sweeper.add("presumed", source_id="a-broken")
+
+    async def reader(source: CalendarSource, *args: object) -> CalDavDocument:
+        if source.source_id == "a-broken":
+            raise RuntimeError("a bug in a calendar library")
+        return await read_source(source, *args)  # type: ignore[arg-type]
+
+    calendars = CalendarService(
+        sqlite_store, sweeper.calendars._settings, sweeper.h.service, reader
+    )
+    broken, fine = await calendars.sweep(now)
+    sweeper.h.started += [case_id_for(a) for a in fine.opened]
+
+    assert (broken.source_id, broken.read_ok) == ("a-broken", False)
+    assert broken.error == "sweep failed (RuntimeError)"
+    assert fine.read_ok and len(fine.opened) == 1

@@ -68,6 +68,20 @@ async def test_directory_round_trip_keeps_contact_and_consent(case_store: CaseSt
     assert updated is not None and updated.emergency_contact is None  # upserted by id
 
 
+async def test_an_email_several_clients_share_maps_to_none_of_them(
+    case_store: CaseStore,
+) -> None:
+    clients = [
+        directory_data.client("C1", email="Family@Example.org"),
+        directory_data.client("C2", email="family@example.org "),
+        directory_data.client("C3", email="jo@example.org"),
+    ]
+    await case_store.import_directory(directory_data.THERAPISTS, clients)
+    ids, shared = await case_store.client_ids_by_email()
+    assert ids == {"jo@example.org": "C3"}
+    assert shared == {"family@example.org"}
+
+
 async def test_directory_import_is_one_transaction(case_store: CaseStore) -> None:
     broken = directory_data.client("C9").model_copy(update={"client_id": None})  # no validation
     with pytest.raises(StoreError):  # the second client violates the primary key
