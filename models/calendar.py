@@ -177,7 +177,16 @@ class NoteAbsence(BaseModel):
     absent: bool
 
 
-SweepAction = OpenCase | ReportArrival | ReportCancellation | NoteCancellation | NoteAbsence
+class NoteRestored(BaseModel):
+    """A session seen cancelled is in the calendar again: its late cancellation is void."""
+
+    kind: Literal["restored"] = "restored"
+    appointment_id: str
+
+
+SweepAction = (
+    OpenCase | ReportArrival | ReportCancellation | NoteCancellation | NoteAbsence | NoteRestored
+)
 
 
 class SweepRules(BaseModel):
@@ -257,6 +266,8 @@ def plan_sweep(
         if session.status == "cancelled":
             actions += _cancelled(session, appointment_id, known, rules, read, now)
             continue
+        if seen and seen.cancellation_seen and appointment_id == session.appointment_id:
+            actions.append(NoteRestored(appointment_id=appointment_id))
         if appointment_id != session.appointment_id:
             assert seen is not None
             if seen.case_open and not seen.cancellation_reported:

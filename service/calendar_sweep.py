@@ -27,6 +27,7 @@ from models.calendar import (
     KnownSession,
     NoteAbsence,
     NoteCancellation,
+    NoteRestored,
     OpenCase,
     ReportArrival,
     ReportCancellation,
@@ -259,6 +260,8 @@ class CalendarService:
                 report.cancellations.append(action.appointment_id)
             elif isinstance(action, NoteCancellation):
                 await self._note_cancellation(action, source_id, now, report)
+            elif isinstance(action, NoteRestored):
+                await self._store.forget_cancellation(action.appointment_id)
             elif isinstance(action, NoteAbsence):
                 await self._store.set_absence(action.appointment_id, now if action.absent else None)
         except CaseError as exc:

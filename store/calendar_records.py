@@ -16,7 +16,13 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.calendar import CalendarSource, KnownSession
-from store.schema import CalendarSessionTable, CalendarSourceTable, CaseTable, ClientTable
+from store.schema import (
+    AttendanceTable,
+    CalendarSessionTable,
+    CalendarSourceTable,
+    CaseTable,
+    ClientTable,
+)
 
 _SESSION_FLAGS = (
     "case_opened_at",
@@ -199,6 +205,22 @@ class CalendarRecords:
             stmt = stmt.on_conflict_do_nothing()
         async with self._begin() as conn:
             await conn.execute(stmt)
+
+    async def forget_cancellation(self, appointment_id: str) -> None:
+        """The session is back in the calendar: a late cancellation recorded for it is void
+        (one transaction: the attendance row and the sweep's mark go together)."""
+        async with self._begin() as conn:
+            await conn.execute(
+                delete(AttendanceTable).where(
+                    AttendanceTable.appointment_id == appointment_id,
+                    AttendanceTable.status == "late_cancelled",
+                )
+            )
+            await conn.execute(
+                update(CalendarSessionTable)
+                .where(_SESSION_ID == appointment_id)
+                .values(cancellation_seen_at=None, late_cancellation_at=None)
+            )
 
     async def set_absence(self, appointment_id: str, since: datetime | None) -> None:
         """A complete read missed this session (`since`), or found it again (None)."""

@@ -351,6 +351,11 @@ async def test_a_late_cancellation_undone_and_the_session_moved_opens_one_case(
     case = await sqlite_store.get_case(case_id_for(appointment))
     assert case is not None and case.scheduled_start == moved_to
     assert (again.opened, again.cancellations) == ({}, [])
+    # The cancellation was undone: the client's record shows a missed session, not both.
+    since = moved_to - timedelta(days=30)
+    late = await sqlite_store.missed_sessions("C1", since, start, status="late_cancelled")
+    assert late == []
+    assert await sqlite_store.missed_sessions("C1", since, start) == [moved_to]
 
 
 async def test_sweep_once_goes_on_past_a_source_whose_sweep_fails(

@@ -10,6 +10,7 @@ from models.calendar import (
     KnownSession,
     NoteAbsence,
     NoteCancellation,
+    NoteRestored,
     OpenCase,
     ReportCancellation,
     SourceMode,
@@ -162,3 +163,11 @@ def test_an_undated_cancellation_is_not_late_unless_a_previous_read_saw_it_confi
     # The previous read, a day ago, did not yet reach this session: still not known.
     [not_seen] = plan([far], previous_read_at=NOW - timedelta(days=1))
     assert isinstance(not_seen, NoteCancellation) and not_seen.cancelled_at is None
+
+
+def test_a_cancelled_session_back_in_the_calendar_voids_its_late_cancellation() -> None:
+    seen = known("C", TOMORROW, case_open=False, case_opened=False, cancellation_seen=True)
+    assert plan([session("C", TOMORROW)], seen) == [NoteRestored(appointment_id="C")]
+    assert (
+        plan([session("C", TOMORROW)], seen.model_copy(update={"cancellation_seen": False})) == []
+    )
