@@ -63,5 +63,10 @@ class Settings(BaseSettings):
     calendar_sweep_every_seconds: int = 60
     calendar_policy_file: str = "policies/default.toml"
 
+    # The worker's Prometheus endpoint (Temporal's runtime metrics and the product's figures,
+    # refreshed from the case store every `metrics_refresh_seconds`). Empty: no endpoint.
+    metrics_address: str = "127.0.0.1:9464"
+    metrics_refresh_seconds: float = 15.0
+
     # How often a placed call is polled until Twilio reports a final status.
     call_poll_interval_seconds: float = 5.0

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from models.answers import CLOSE_OUT_OUTCOMES
-from models.case import Resolution
+from models.case import Resolution, Stage
 from models.durations import format_duration, parse_duration
 from models.policy import PolicyError, load_policy
 from models.report import render_resolution, render_status
@@ -157,6 +157,38 @@ async def cmd_stuck(args: argparse.Namespace, settings: Settings) -> None:
             f"{case.case_id}  {case.stage.value} for {format_duration(now - case.stage_since)}\n"
             f"  {service.ui_link(namespace, case.case_id)}"
         )
+
+
+async def cmd_stats(args: argparse.Namespace, settings: Settings) -> None:
+    """The figures the worker publishes as metrics, read from the case store."""
+    store = await open_store(settings)
+    try:
+        stats = await store.case_stats(datetime.now(UTC))
+    finally:
+        await store.close()
+    if args.json:
+        print(stats.model_dump_json(indent=2))
+        return
+    print(f"cases opened: {stats.cases_opened}")
+    for stage in Stage:
+        if stage is not Stage.closed:
+            print(f"  open, {stage.value}: {stats.cases_open.get(stage.value, 0)}")
+    for outcome, count in sorted(stats.cases_closed.items()):
+        print(f"  closed, {outcome}: {count}")
+    waiting = stats.oldest_awaiting_therapist_seconds
+    print(f"oldest case awaiting its therapist: {_age(waiting)}")
+    print("messages:")
+    for m in stats.messages:
+        print(f"  {m.channel:<6} {m.result:<18} {m.count}")
+    print(f"failed messages: {stats.failed_messages()}")
+    print(
+        f"unconfirmed messages: {stats.unconfirmed_messages} (oldest open case with one: "
+        f"{_age(stats.oldest_open_unconfirmed_seconds)})"
+    )
+
+
+def _age(seconds: float | None) -> str:
+    return "none" if seconds is None else format_duration(timedelta(seconds=int(seconds)))
 
 
 def duration_arg(value: str, flag: str) -> timedelta:
@@ -399,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stuck", help="open cases whose stage has not advanced for a while")
     p.add_argument("--older-than", required=True, help="e.g. 30m, 2h, 1d")
     p.set_defaults(run=cmd_stuck)
+
+    p = sub.add_parser("stats", help="case and message figures (what the worker's metrics say)")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.set_defaults(run=cmd_stats)
 
     p = sub.add_parser("directory", help="manage the client/therapist directory")
     dsub = p.add_subparsers(dest="directory_command", required=True)

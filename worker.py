@@ -32,6 +32,7 @@ from store.case_store import CaseStore
 from temporal_env.codec import describe_encryption
 from temporal_env.connect import connect, payload_keys
 from temporal_env.logging_setup import configure_logging
+from temporal_env.metrics import CaseMetrics, prometheus_runtime, publish_forever
 from temporal_env.process import exit_now
 from workflows.calendar_sweep import CalendarSweepWorkflow
 from workflows.missed_session import MissedSessionWorkflow
@@ -92,8 +93,15 @@ async def main() -> None:
     store = CaseStore.from_url(settings.database_url)
     await store.create_schema()
     providers = build_providers(settings)
-    client = await connect()
+    runtime = prometheus_runtime(settings.metrics_address) if settings.metrics_address else None
+    client = await connect(runtime=runtime)
     worker = build_worker(client, settings, store, providers)
+    publisher = None
+    if runtime is not None:
+        metrics = CaseMetrics(runtime.metric_meter)
+        every = settings.metrics_refresh_seconds
+        publisher = asyncio.create_task(publish_forever(store, metrics, every))
+        log.info("metrics at http://%s/metrics", settings.metrics_address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -107,6 +115,8 @@ async def main() -> None:
     async with worker:
         await stop.wait()
         log.info("shutting down: finishing in-flight activities")
+    if publisher is not None:
+        publisher.cancel()
     await providers.aclose()
     await store.close()
 

@@ -13,6 +13,7 @@ from typing import Any
 from dotenv import dotenv_values
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
 
 from settings import Settings
 from temporal_env.codec import data_converter
@@ -45,9 +46,9 @@ def payload_keys() -> str | None:
     return keys.get_secret_value() if keys else None
 
 
-async def connect(address: str | None = None) -> Client:
+async def connect(address: str | None = None, runtime: Runtime | None = None) -> Client:
     """Connect with the pydantic data converter (plain JSON would lose datetimes and types),
-    sealed by the payload codec when PAYLOAD_KEYS is set."""
+    sealed by the payload codec when PAYLOAD_KEYS is set; `runtime` e.g. to serve metrics."""
     return await Client.connect(
-        **connect_config(address), data_converter=data_converter(payload_keys())
+        **connect_config(address), data_converter=data_converter(payload_keys()), runtime=runtime
     )
