@@ -83,6 +83,11 @@ class EscalationPolicy(_PolicyPart):
     emergency_contact_wait: Duration = timedelta(hours=1)
     quiet_hours: QuietHours = QuietHours()
     therapist_channels: list[Channel] = Field(default_factory=lambda: [Channel.email, Channel.sms])
+    therapist_reminder_channels: list[Channel] | None = Field(
+        default=None,
+        description="Channels of the reminders (None: `therapist_channels`). The first notice "
+        "and the supervisor's go by every therapist channel.",
+    )
     therapist_reminder_every: Duration = timedelta(hours=4)
     therapist_max_reminders: int = 6
     supervisor_after: Duration = timedelta(hours=24)
@@ -189,6 +194,12 @@ def policy_problems(policy: EscalationPolicy) -> list[str]:
     check(
         "therapist_channels",
         1 <= len(policy.therapist_channels) == len(set(policy.therapist_channels)),
+        "one to three channels, each once",
+    )
+    reminders = policy.therapist_reminder_channels
+    check(
+        "therapist_reminder_channels",
+        reminders is None or 1 <= len(reminders) == len(set(reminders)),
         "one to three channels, each once",
     )
     for risk in RiskLevel:
