@@ -29,6 +29,8 @@ worker: $(STAMP)
 # Benchmarks print ratios measured side by side in one run (bench/).
 bench: $(STAMP)
 	$(BIN)/python -m bench.calendar_feed
+	$(BIN)/python -m bench.throughput --store sqlite
+	$(BIN)/python -m bench.throughput --store postgresql
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -1,0 +1,289 @@
+"""Cases per second against Temporal's own floor, on one dev server, in one run.
+
+    python -m bench.throughput [--cases 300] [--store sqlite|postgresql] [--profile]
+
+(1) One full case (the client unreachable for two rounds, the emergency contact, the therapist
+    notified, then the therapist's close-out) on a seconds-scale policy; its history gives the
+    case's shape: how many activities, local activities and fired timers, in which batches.
+(2) The floor: N `bench.floor.FloorWorkflow`s of exactly that shape with no-op activities,
+    each ended by one Update. That is what Temporal and the SDK cost on this machine.
+(3) N full cases through the case service, the real activities and the case store, each closed
+    out by the "therapist" as soon as it awaits them.
+
+Both run on the same dev server (SQLite, journal_mode=WAL, synchronous=OFF) and the same
+worker process, so the ratio holds on a noisy machine. Messages are dry runs (no provider);
+`--profile` adds a cProfile summary of where the worker's time goes during (3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from bench.floor import FloorWorkflow, Shape, noop, shape_of
+from bench.machine import machine_line
+from models.answers import CaseOutcome, ClientReached, FeeChoice, FeeDecision
+from models.case import Stage
+from models.policy import EscalationPolicy, load_policy, validate_policy
+from providers.factory import build_providers
+from service.cases import CaseService
+from settings import Settings
+from store.case_store import CaseStore
+from store.directory_csv import import_directory_csv
+from temporal_env.binaries import find_binary
+from temporal_env.codec import data_converter
+from worker import build_worker
+from workflows.search_attributes import ALL_KEYS
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_ADMIN = os.environ.get(
+    "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+CLOSE_OUT = ClientReached(
+    outcome=CaseOutcome.reached_safe,
+    note="Reached; safe.",
+    follow_up_plan="Keep next week's session.",
+    fee=FeeDecision(decision=FeeChoice.waive, reason="benchmark"),
+    by="T100",
+).model_dump(mode="json")
+
+
+def bench_policy() -> EscalationPolicy:
+    """The demo policy with one-second waits: the full path in a few seconds per case."""
+    demo = load_policy(ROOT / "policies" / "demo.toml").model_dump(mode="json")
+    for outreach_round in demo["rounds"]:
+        outreach_round["then_wait"] = "1s"
+    demo.update(
+        name="bench",
+        grace="1s",
+        emergency_contact_wait="1s",
+        therapist_reminder_every="10m",
+        supervisor_after="1h",
+        supervisor_renotify_every="1h",
+    )
+    return validate_policy(demo, "bench")
+
+
+@dataclass
+class Run:
+    label: str
+    cases: int
+    started_in: float  # seconds to start them all
+    finished_in: float  # seconds from the first start to the last close
+
+    @property
+    def cases_per_second(self) -> float:
+        return self.cases / self.finished_in
+
+    @property
+    def starts_per_second(self) -> float:
+        return self.cases / self.started_in
+
+
+async def _start_dev_server(folder: Path) -> WorkflowEnvironment:
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        dev_server_database_filename=str(folder / "temporal.db"),
+        dev_server_extra_args=[
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=off",
+        ],
+        data_converter=data_converter(None),
+        search_attributes=ALL_KEYS,
+        ui=False,
+        dev_server_log_level="error",
+    )
+
+
+async def _store(kind: str, folder: Path) -> tuple[CaseStore, Callable[[], Awaitable[None]]]:
+    """A fresh case store and how to throw it away."""
+    if kind == "sqlite":
+        store = CaseStore.from_url(f"sqlite+aiosqlite:///{folder}/cases.db")
+
+        async def nothing() -> None:
+            await store.close()
+
+        await store.create_schema()
+        return store, nothing
+    name = f"outreach_bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    store = CaseStore.from_url(f"{base}/{name}")
+    await store.create_schema()
+
+    async def drop() -> None:
+        await store.close()
+        admin = await asyncpg.connect(POSTGRES_ADMIN)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+    return store, drop
+
+
+async def _run_floor(client: Client, queue: str, shape: Shape, n: int) -> Run:
+    began = time.perf_counter()
+    handles = await asyncio.gather(
+        *(
+            client.start_workflow(
+                FloorWorkflow.run, shape, id=f"floor-{uuid.uuid4().hex}", task_queue=queue
+            )
+            for _ in range(n)
+        )
+    )
+    started = time.perf_counter() - began
+    await asyncio.gather(*(h.execute_update(FloorWorkflow.close) for h in handles))
+    await asyncio.gather(*(h.result() for h in handles))
+    return Run("floor", n, started, time.perf_counter() - began)
+
+
+async def _run_cases(service: CaseService, policy: EscalationPolicy, n: int) -> Run:
+    """Open n cases, close each out as soon as it awaits its therapist, until all are closed."""
+    store = service.store
+    began = time.perf_counter()
+    now = datetime.now(UTC)
+    opened = await asyncio.gather(
+        *(
+            service.open(
+                appointment_id=f"B{uuid.uuid4().hex[:16]}",
+                client_id="C100",
+                scheduled_start=now,
+                policy=policy,
+                now=now,
+            )
+            for _ in range(n)
+        )
+    )
+    started = time.perf_counter() - began
+    ids = {o.case_id for o in opened}
+    closing: set[str] = set()
+    gate = asyncio.Semaphore(64)
+
+    async def close(case_id: str) -> None:
+        async with gate:
+            await service.close_out(case_id, CLOSE_OUT)
+
+    tasks: list[asyncio.Task[None]] = []
+    while True:
+        rows = [row for row in await store.list_cases(open_only=False) if row.case_id in ids]
+        if len(rows) == n and all(row.closed_at is not None for row in rows):
+            break
+        for row in rows:
+            if row.stage is Stage.awaiting_therapist and row.case_id not in closing:
+                closing.add(row.case_id)
+                tasks.append(asyncio.create_task(close(row.case_id)))
+        await asyncio.sleep(0.05)
+    await asyncio.gather(*tasks)
+    return Run("cases", n, started, time.perf_counter() - began)
+
+
+def _profile_summary(profile: cProfile.Profile, top: int = 8) -> list[str]:
+    """Own time by package (temporalio, sqlalchemy, pydantic, the project, ...)."""
+    stats = pstats.Stats(profile)
+    by_package: dict[str, float] = defaultdict(float)
+    total = 0.0
+    for (path, _line, _name), (_cc, _nc, own, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        total += own
+        by_package[_package(path)] += own
+    lines = [f"  {name:<28} {seconds:6.2f} s  {seconds / total:5.1%}" for name, seconds in
+             sorted(by_package.items(), key=lambda item: -item[1])[:top]]  # fmt: skip
+    return [f"worker profile during the cases (own time, {total:.1f} s in all):", *lines]
+
+
+def _package(path: str) -> str:
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0]
+    if path.startswith(str(ROOT)):
+        return "project: " + Path(path).relative_to(ROOT).parts[0]
+    if path.startswith("~") or path.startswith("<"):
+        return "builtins (C calls, sockets)"
+    return "python stdlib"
+
+
+async def measure(n: int, store_kind: str, profile: bool) -> list[str]:
+    folder = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    env = await _start_dev_server(folder)
+    store, discard = await _store(store_kind, folder)
+    try:
+        await import_directory_csv(store, ROOT / "samples" / "directory.csv")
+        settings = Settings(
+            temporal_task_queue=f"bench-{uuid.uuid4().hex[:8]}",
+            database_url="unused",
+            call_poll_interval_seconds=0.01,
+            twilio_account_sid=None,
+            sendgrid_api_key=None,
+        )
+        providers = build_providers(settings)
+        service = CaseService(store, settings, env.client)
+        policy = bench_policy()
+        floor_queue = f"floor-{uuid.uuid4().hex[:8]}"
+        floor_worker = Worker(
+            env.client, task_queue=floor_queue, workflows=[FloorWorkflow], activities=[noop]
+        )
+        async with build_worker(env.client, settings, store, providers), floor_worker:
+            one = await _run_cases(service, policy, 1)  # warm-up, and the case's shape
+            del one
+            [first] = await store.list_cases(open_only=False)
+            history = await env.client.get_workflow_handle(first.case_id).fetch_history()
+            shape = shape_of(history)
+            floor = await _run_floor(env.client, floor_queue, shape, n)
+            profiler = cProfile.Profile() if profile else None
+            if profiler:
+                profiler.enable()
+            cases = await _run_cases(service, policy, n)
+            if profiler:
+                profiler.disable()
+        await providers.aclose()
+    finally:
+        await discard()
+        await env.shutdown()
+    activities, local_activities, timers = shape.counts()
+    lines = [
+        machine_line(),
+        f"case store: {store_kind}; dev server: SQLite (WAL, synchronous=OFF); {n} cases",
+        f"one case's shape: {len(history.events)} events; {activities} activities, "
+        f"{local_activities} local activities, {timers} fired timers, 1 Update",
+        f"floor: {floor.cases_per_second:6.1f} cases/s ({floor.finished_in:5.1f} s), "
+        f"{floor.starts_per_second:6.0f} starts/s",
+        f"cases: {cases.cases_per_second:6.1f} cases/s ({cases.finished_in:5.1f} s), "
+        f"{cases.starts_per_second:6.0f} starts/s",
+        f"ratio cases/floor: {cases.cases_per_second / floor.cases_per_second:.2f} "
+        "(target at least 0.8)",
+    ]
+    if profiler:
+        lines += _profile_summary(profiler)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> list[str]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=300)
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+    lines = asyncio.run(measure(args.cases, args.store, args.profile))
+    print("\n".join(lines))
+    return lines
+
+
+if __name__ == "__main__":
+    main()
