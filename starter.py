@@ -293,7 +293,9 @@ async def cmd_calendar_list(args: argparse.Namespace, settings: Settings) -> Non
         print("no calendar sources: add one with `starter.py calendar add`")
     for row in rows:
         source = row.source
-        secret = ", password stored" if row.has_secret else ""
+        secret = ""
+        if row.has_secret:
+            secret = ", password stored" if source.username else ", address sealed"
         print(
             f"{source.source_id:<20} {source.kind.value:<7} {source.mode.value:<9} "
             f"{shown_location(source.location)}{secret}"

@@ -16,8 +16,8 @@ What the sweep can and cannot see:
   "moved", not "one gone, one new". A single event keeps its id when it is moved, too.
 - An override with STATUS:CANCELLED is a session with status "cancelled" (and its
   LAST-MODIFIED says when), so a late cancellation can be told. An instance removed by an
-  EXDATE, or an event deleted outright, is simply absent: the sweep cannot tell it from an
-  event outside the window, so it never reports such a session as cancelled.
+  EXDATE, or an event deleted outright, is simply absent: the sweep (`models.calendar`) takes
+  a session with an open case as removed only when two complete reads in a row miss it.
 - All-day events (DATE values) are not sessions and are skipped without a word.
 - A series that repeats more often than daily, or with INTERVAL=0, is reported, not expanded:
   dateutil would loop for minutes (or forever) and stop the whole sweep.
@@ -434,7 +434,13 @@ class _Read:
         if isinstance(session, str):
             self.problem(instance.number, instance.uid, session, start, seen)
         elif session.appointment_id in self.sessions:
-            self.problem(instance.number, instance.uid, "repeats another occurrence", start)
+            self.problem(
+                instance.number,
+                instance.uid,
+                "repeats another occurrence",
+                start,
+                session.appointment_id,
+            )
         else:
             self.sessions[session.appointment_id] = session
 

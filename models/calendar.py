@@ -200,6 +200,11 @@ class SweepRules(BaseModel):
     )
 
 
+# A source added now still opens cases for sessions of the last hour (a follow-up then is
+# timely), never for last week's, which the practice followed up by hand.
+NEW_SOURCE_LOOKBACK = timedelta(hours=1)
+
+
 class SweepRead(BaseModel):
     """One successful read of one source, as `plan_sweep` needs it."""
 
@@ -215,6 +220,11 @@ class SweepRead(BaseModel):
     )
     previous_read_at: datetime | None = Field(
         default=None, description="The source's last successful read before this one."
+    )
+    source_added_at: datetime | None = Field(
+        default=None,
+        description="When the source was added: sessions more than NEW_SOURCE_LOOKBACK before "
+        "it open no case (a new source must not reach out about last week).",
     )
 
 
@@ -266,7 +276,8 @@ def plan_sweep(
         if session.status == "cancelled":
             actions += _cancelled(session, appointment_id, known, rules, read, now)
             continue
-        if seen and seen.cancellation_seen and appointment_id == session.appointment_id:
+        current = known.get(appointment_id)
+        if current and current.cancellation_seen:
             actions.append(NoteRestored(appointment_id=appointment_id))
         if appointment_id != session.appointment_id:
             assert seen is not None
@@ -281,7 +292,8 @@ def plan_sweep(
             actions.append(ReportArrival(appointment_id=appointment_id))
         if seen and seen.case_opened:
             continue
-        if _qualifies(session, rules, now):
+        moved = appointment_id != session.appointment_id
+        if _qualifies(session, rules, now, read, moved):
             actions.append(
                 OpenCase(
                     appointment_id=appointment_id,
@@ -310,12 +322,25 @@ def _absent(earlier: KnownSession, read: SweepRead, now: datetime) -> list[Sweep
     return []
 
 
-def _qualifies(session: CalendarSession, rules: SweepRules, now: datetime) -> bool:
-    """A missed session: started, not checked in, not too long ago, and (in `marked` mode)
-    marked a no-show."""
+def _qualifies(
+    session: CalendarSession, rules: SweepRules, now: datetime, read: SweepRead, moved: bool
+) -> bool:
+    """A missed session: started, not checked in, not too long ago, not before the source was
+    added, and (in `marked` mode) marked a no-show. A moved session keeps the categories it
+    had (calendars carry them along when an event is dragged): its no-show mark counts only
+    if the event was changed after its new start."""
     if session.checked_in or session.start > now or now - session.start > rules.catch_up:
         return False
-    return rules.mode is SourceMode.presumed or session.no_show
+    if read.source_added_at is not None:
+        if session.start < read.source_added_at - NEW_SOURCE_LOOKBACK:
+            return False
+    if rules.mode is SourceMode.presumed:
+        return True
+    if moved:
+        return session.no_show and (
+            session.modified_at is not None and session.modified_at >= session.start
+        )
+    return session.no_show
 
 
 def _cancelled(
@@ -332,6 +357,11 @@ def _cancelled(
     seen = known.get(appointment_id)
     if seen and seen.case_open and not seen.cancellation_reported:
         actions.append(ReportCancellation(appointment_id=appointment_id))
+    original = known.get(session.appointment_id)
+    if appointment_id != session.appointment_id and original:
+        # Moved and cancelled between two reads: the case of the original start is told too.
+        if original.case_open and not original.cancellation_reported:
+            actions.append(ReportCancellation(appointment_id=session.appointment_id))
     if (seen and (seen.cancellation_seen or seen.late_cancellation_recorded)) or not (
         session.client_id
     ):
@@ -357,12 +387,13 @@ def _cancelled_since_last_read(
 ) -> datetime | None:
     """A cancellation the feed does not date (no LAST-MODIFIED; DTSTAMP is when the export
     was made, not when the event changed): if the previous read covered the session and did
-    not see it cancelled, it was cancelled since; taken as now. Otherwise it is not known."""
+    not see it cancelled, it was cancelled since; dated to that read, the earliest it can have
+    been (the client gets the benefit of the doubt, after downtime too). Else not known."""
     if read.previous_read_at is None:
         return None
     lookahead = read.window[1] - now
     if session.start <= read.previous_read_at + lookahead:
-        return now
+        return read.previous_read_at
     return None
 
 

@@ -13,8 +13,10 @@ the worker log) and skipped: one bad source or event never stops the others.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -209,7 +211,10 @@ class CalendarService:
             source = source.model_copy(update={"location": secrets["location"]})
         document = await self._reader(source, secrets.get("password"), *window)
         emails, shared = await self._store.client_ids_by_email()
-        sessions, unreadable = read_sessions(document.ics, source, *window, emails, shared)
+        # In a thread: a big feed (or an odd rule) must not stall the worker's other activities.
+        sessions, unreadable = await asyncio.to_thread(
+            read_sessions, document.ics, source, *window, emails, shared
+        )
         report.skipped += document.unreadable + [f"{u.event}: {u.reason}" for u in unreadable]
         for problem in unreadable:
             log.warning("calendar source %s: skipped %s", source.source_id, problem.event)
@@ -219,6 +224,7 @@ class CalendarService:
             complete=not document.unreadable and all(u.appointment_id for u in unreadable),
             present=frozenset(u.appointment_id for u in unreadable if u.appointment_id),
             previous_read_at=row.last_read_at,
+            source_added_at=row.created_at,
         )
 
     def _policy(self) -> EscalationPolicy:
@@ -265,8 +271,9 @@ class CalendarService:
             elif isinstance(action, NoteAbsence):
                 await self._store.set_absence(action.appointment_id, now if action.absent else None)
         except CaseError as exc:
-            report.skipped.append(f"{action.appointment_id}: {exc}")
-            log.warning("calendar source %s: %s", source_id, exc)
+            said = _without_values(str(exc))  # an id an event named may be anything, a name
+            report.skipped.append(f"{action.appointment_id}: {said}")
+            log.warning("calendar source %s: %s: %s", source_id, action.appointment_id, said)
 
     async def _note_cancellation(
         self, action: NoteCancellation, source_id: str, now: datetime, report: SweepReport
@@ -323,8 +330,21 @@ class CalendarService:
         try:
             await self._cases.answer(case_id_for(appointment_id), update, data)
         except CaseError as exc:
-            if "already" not in str(exc) and "no longer running" not in str(exc):
+            if not any(done in str(exc) for done in _DONE_ALREADY):
                 raise
+
+
+# What a case answers when the sweep's answer was given before, or the case has ended.
+_DONE_ALREADY = (
+    "cancellation is already recorded",
+    "case is already closed",
+    "is no longer running in Temporal",
+)
+
+
+def _without_values(text: str) -> str:
+    """A refusal in the product's words, with the quoted values (ids from an event) left out."""
+    return re.sub(r"'[^']*'", "'…'", text)
 
 
 def _failed(source_id: str, now: datetime, error: str) -> SweepReport:

@@ -208,14 +208,18 @@ class CalendarRecords:
 
     async def forget_cancellation(self, appointment_id: str) -> None:
         """The session is back in the calendar: a late cancellation recorded for it is void
-        (one transaction: the attendance row and the sweep's mark go together)."""
+        (one transaction: the attendance row and the sweep's mark go together). If a case was
+        opened for it meanwhile, the row goes back to the case's no-show, not away."""
+        late = (
+            AttendanceTable.appointment_id == appointment_id,
+            AttendanceTable.status == "late_cancelled",
+        )
+        has_case = select(CaseTable.case_id).where(CaseTable.appointment_id == appointment_id)
         async with self._begin() as conn:
-            await conn.execute(
-                delete(AttendanceTable).where(
-                    AttendanceTable.appointment_id == appointment_id,
-                    AttendanceTable.status == "late_cancelled",
-                )
-            )
+            if (await conn.execute(has_case)).first() is not None:
+                await conn.execute(update(AttendanceTable).where(*late).values(status="no_show"))
+            else:
+                await conn.execute(delete(AttendanceTable).where(*late))
             await conn.execute(
                 update(CalendarSessionTable)
                 .where(_SESSION_ID == appointment_id)

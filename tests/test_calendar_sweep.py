@@ -30,9 +30,13 @@ class Sweeper:
     calendars: CalendarService
     feed: Path
 
-    async def add(self, mode: str, source_id: str = "front-desk", **extra: object) -> None:
+    async def add(
+        self, mode: str, source_id: str = "front-desk", at: datetime | None = None, **extra: object
+    ) -> None:
+        """Add the source, by default a day ago (a source added now opens nothing before it)."""
         config = {"source_id": source_id, "kind": "ics", "location": str(self.feed), "mode": mode}
-        await self.calendars.add({**config, **extra}, None, await self.now())
+        added = at or await self.now() - timedelta(days=1)
+        await self.calendars.add({**config, **extra}, None, added)
 
     async def now(self) -> datetime:
         return await self.h.env.get_current_time()
@@ -154,19 +158,43 @@ async def test_marked_mode_opens_only_no_shows_and_a_moved_session_stops_outreac
 async def test_after_six_hours_of_downtime_the_sweep_catches_up_and_says_how_late(
     sweeper: Sweeper, sqlite_store: CaseStore
 ) -> None:
+    """Swept last at 08:55; the worker was down until 15:00. Meanwhile a session at 09:00 was
+    missed, and one for tomorrow was cancelled (no LAST-MODIFIED) at some time unknown."""
     now = await sweeper.now()
+    missed_at = _minute(now) - timedelta(hours=6)
+    tomorrow = missed_at + timedelta(hours=25)  # 25 h after the last sweep: in good time?
     write(
         sweeper.feed,
-        vevent("early-1", _minute(now) - timedelta(hours=6)),
+        vevent("early-1", missed_at),
         vevent("ancient-1", _minute(now) - timedelta(days=3)),  # past the policy's catch-up
+        vevent("tomorrow-1", tomorrow),
     )
     await sweeper.add("presumed")
+    before = await sweeper.sweep(missed_at - timedelta(minutes=5))
+    write(
+        sweeper.feed,
+        vevent("early-1", missed_at),
+        vevent("ancient-1", _minute(now) - timedelta(days=3)),
+        vevent("tomorrow-1", tomorrow, status="CANCELLED"),
+    )
     report = await sweeper.sweep()
 
+    assert before.opened == {}
     [(appointment, late)] = report.opened.items()
     assert late == pytest.approx(6 * 3600, abs=60)
     notes = await sqlite_store.notes_for_case(case_id_for(appointment))
     assert any("6h after the session's start" in n.text for n in notes)
+    # Cancelled some time in the six hours: dated to the last sweep, so not counted late.
+    assert report.late_cancellations == []
+
+
+async def test_a_source_added_now_opens_no_case_for_the_sessions_before_it(
+    sweeper: Sweeper,
+) -> None:
+    now = await sweeper.now()
+    write(sweeper.feed, vevent("last-week-1", _minute(now) - timedelta(hours=3)))
+    await sweeper.add("presumed", at=now - timedelta(hours=1))
+    assert (await sweeper.sweep()).opened == {}
 
 
 async def test_one_malformed_event_and_one_unreadable_source_stop_nothing_else(
@@ -275,7 +303,8 @@ async def test_a_session_moved_and_missed_again_has_one_case_that_the_sweep_leav
     write(sweeper.feed, vevent("marked-2", start, categories=["NO-SHOW"]))
     await sweeper.add("marked")
     [first] = (await sweeper.sweep()).opened
-    write(sweeper.feed, vevent("marked-2", moved_to, categories=["NO-SHOW"]))
+    # Marked a no-show again after its new start (a mark carried along by the move opens nothing).
+    write(sweeper.feed, vevent("marked-2", moved_to, categories=["NO-SHOW"], modified=now))
     moved = await sweeper.sweep()
     [second] = moved.opened
     again = await sweeper.sweep()
@@ -341,7 +370,7 @@ async def test_a_late_cancellation_undone_and_the_session_moved_opens_one_case(
     await sweeper.add("marked")
     cancelled = await sweeper.sweep()
     moved_to = _minute(now) - timedelta(minutes=5)
-    write(sweeper.feed, vevent("undone-1", moved_to, categories=["NO-SHOW"]))
+    write(sweeper.feed, vevent("undone-1", moved_to, categories=["NO-SHOW"], modified=now))
     opened = await sweeper.sweep()
     again = await sweeper.sweep()
 
@@ -381,3 +410,18 @@ async def test_sweep_once_goes_on_past_a_source_whose_sweep_fails(
     assert (broken.source_id, broken.read_ok) == ("a-broken", False)
     assert broken.error == "sweep failed (RuntimeError)"
     assert fine.read_ok and len(fine.opened) == 1
+
+
+async def test_an_event_naming_an_unknown_client_is_reported_without_what_it_named(
+    sweeper: Sweeper,
+) -> None:
+    """Whatever an event calls its client may be a name: it never enters the report (which
+    is history), the log or what `sweep --once` prints."""
+    now = await sweeper.now()
+    write(sweeper.feed, vevent("typo-1", _minute(now) - timedelta(minutes=5), client="AlexKim"))
+    await sweeper.add("presumed")
+    report = await sweeper.sweep()
+
+    assert report.opened == {} and len(report.skipped) == 1
+    assert "unknown client id" in report.skipped[0]
+    assert "AlexKim" not in report.model_dump_json()

@@ -78,7 +78,7 @@ def test_a_closed_case_of_a_moved_session_is_never_opened_again() -> None:
 
 def test_a_missed_moved_session_opens_a_case_of_its_own_once() -> None:
     original = known("A", START, case_open=False, cancellation_reported=True)
-    [opened] = plan([session("A", MOVED_TO, no_show=True)], original)
+    [opened] = plan([session("A", MOVED_TO, no_show=True, modified_at=NOW)], original)
     assert isinstance(opened, OpenCase) and opened.appointment_id == MOVED
 
 
@@ -157,8 +157,12 @@ def test_an_undated_cancellation_is_not_late_unless_a_previous_read_saw_it_confi
     [unknown] = plan([undated])
     assert isinstance(unknown, NoteCancellation)
     assert (unknown.late, unknown.cancelled_at) == (False, None)
-    [dated] = plan([undated], previous_read_at=NOW - timedelta(minutes=1))
-    assert isinstance(dated, NoteCancellation) and dated.late and dated.cancelled_at == NOW
+    last_read = NOW - timedelta(minutes=1)
+    [dated] = plan([undated], previous_read_at=last_read)
+    assert isinstance(dated, NoteCancellation) and dated.late and dated.cancelled_at == last_read
+    # After six hours of downtime, a cancellation made 25 h ahead may have been in good time.
+    [after_downtime] = plan([undated], previous_read_at=NOW - timedelta(hours=6))
+    assert isinstance(after_downtime, NoteCancellation) and not after_downtime.late
     far = session("D", NOW + timedelta(days=2) - timedelta(minutes=1), status="cancelled")
     # The previous read, a day ago, did not yet reach this session: still not known.
     [not_seen] = plan([far], previous_read_at=NOW - timedelta(days=1))
@@ -171,3 +175,35 @@ def test_a_cancelled_session_back_in_the_calendar_voids_its_late_cancellation() 
     assert (
         plan([session("C", TOMORROW)], seen.model_copy(update={"cancellation_seen": False})) == []
     )
+
+
+def test_a_moved_session_keeps_its_old_no_show_mark_but_opens_no_case_for_it() -> None:
+    """The therapist marked Monday's session a no-show, then dragged it to now: the mark came
+    along. Only a mark set after the new start opens a case for the moved appointment."""
+    original = known("A", START, case_open=False, cancellation_reported=True)
+    carried = session("A", MOVED_TO, no_show=True, modified_at=START + timedelta(minutes=5))
+    assert plan([carried], original) == []
+    marked_again = carried.model_copy(update={"modified_at": NOW})
+    [opened] = plan([marked_again], original)
+    assert isinstance(opened, OpenCase) and opened.appointment_id == MOVED
+
+
+def test_a_session_moved_and_cancelled_between_two_reads_tells_the_open_case() -> None:
+    cancelled = session("A", MOVED_TO, status="cancelled", modified_at=NOW)
+    assert ReportCancellation(appointment_id="A") in plan([cancelled], known("A", START))
+
+
+def test_a_source_added_now_opens_nothing_for_sessions_before_it() -> None:
+    earlier = session("A", NOW - timedelta(hours=3), no_show=True)
+    assert plan([earlier], source_added_at=NOW - timedelta(hours=1)) == []
+    [just_before] = plan([earlier], source_added_at=NOW - timedelta(hours=2, minutes=30))
+    assert isinstance(just_before, OpenCase)  # within the hour before it was added
+    [opened] = plan([earlier], source_added_at=NOW - timedelta(days=1))
+    assert isinstance(opened, OpenCase)
+
+
+def test_a_restored_moved_appointment_voids_its_late_cancellation() -> None:
+    original = known("A", START, case_open=False, cancellation_reported=True)
+    moved = known(MOVED, MOVED_TO, case_open=False, case_opened=False, cancellation_seen=True)
+    actions = plan([session("A", MOVED_TO)], original, moved)
+    assert NoteRestored(appointment_id=MOVED) in actions
