@@ -127,6 +127,7 @@ class KnownSession(BaseModel):
     """What the case store already knows about a session the sweep saw before."""
 
     appointment_id: str
+    client_id: str | None = None  # the client of its case, if one was opened
     case_open: bool  # a case exists and is not closed
     case_opened: bool  # a case was ever opened for it
     scheduled_start: datetime | None = None  # the start the case was opened for
@@ -262,6 +263,12 @@ def plan_sweep(
     present = set(read.present)
     for session in sessions:
         present |= {session.appointment_id, current_appointment_id(session, known)}
+    # An edit of a series (its start, or a single event made recurring) gives its sessions new
+    # ids; a session of the same client at the same start is the same session, not a removal.
+    slots = {(s.client_id, s.start) for s in sessions if s.client_id}
+    for earlier in known.values():
+        if (earlier.client_id, earlier.scheduled_start) in slots:
+            present.add(earlier.appointment_id)
     for earlier in known.values():
         if earlier.appointment_id in present:
             if earlier.absent_since is not None:

@@ -298,6 +298,13 @@ class CalendarService:
         now: datetime,
         report: SweepReport,
     ) -> None:
+        same = await self._store.calendar_case_at(source_id, action.client_id, action.start)
+        if same is not None:  # the event was re-keyed (a series edited): one session, one case
+            report.skipped.append(f"{action.appointment_id}: the same session as case {same}")
+            await self._store.mark_session(
+                action.appointment_id, source_id, action.start, case_opened_at=now
+            )
+            return
         opened = await self._cases.open(
             appointment_id=action.appointment_id,
             client_id=action.client_id,

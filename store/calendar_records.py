@@ -126,7 +126,12 @@ class CalendarRecords:
         known: dict[str, KnownSession] = {}
         for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
             query = (
-                select(CalendarSessionTable, CaseTable.closed_at, CaseTable.case_id)
+                select(
+                    CalendarSessionTable,
+                    CaseTable.closed_at,
+                    CaseTable.case_id,
+                    CaseTable.client_id,
+                )
                 .outerjoin(
                     CaseTable, CaseTable.appointment_id == CalendarSessionTable.appointment_id
                 )
@@ -135,6 +140,7 @@ class CalendarRecords:
             for row in await self._all(query):
                 known[row["appointment_id"]] = KnownSession(
                     appointment_id=row["appointment_id"],
+                    client_id=row["client_id"],
                     case_opened=row["case_opened_at"] is not None,
                     case_open=row["case_id"] is not None and row["closed_at"] is None,
                     scheduled_start=row["scheduled_start"],
@@ -161,6 +167,19 @@ class CalendarRecords:
             )
         )
         return [r["appointment_id"] for r in await self._all(query)]
+
+    async def calendar_case_at(
+        self, source_id: str, client_id: str, scheduled_start: datetime
+    ) -> str | None:
+        """The case this source opened for this client's session at this start, if any: a
+        series edited in the calendar gives the same session a new appointment id."""
+        query = select(CaseTable.case_id).where(
+            CaseTable.client_id == client_id,
+            CaseTable.scheduled_start == scheduled_start,
+            CaseTable.appointment_id.startswith(f"cal.{source_id}.", autoescape=True),
+        )
+        row = await self._first(query)
+        return row["case_id"] if row else None
 
     async def client_ids_by_email(self) -> tuple[dict[str, str], frozenset[str]]:
         """Client id by lower-cased email, for calendars that name clients as attendees, and

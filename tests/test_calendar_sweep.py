@@ -425,3 +425,23 @@ async def test_an_event_naming_an_unknown_client_is_reported_without_what_it_nam
     assert report.opened == {} and len(report.skipped) == 1
     assert "unknown client id" in report.skipped[0]
     assert "AlexKim" not in report.model_dump_json()
+
+
+async def test_a_single_event_made_recurring_keeps_one_case_and_it_stays_open(
+    sweeper: Sweeper, sqlite_store: CaseStore
+) -> None:
+    """The therapist turns today's missed intake into a weekly series: its sessions get new
+    ids, but today's is the same session: no second case, and the first is not cancelled."""
+    now = await sweeper.now()
+    start = _minute(now) - timedelta(minutes=10)
+    write(sweeper.feed, vevent("intake-1", start))
+    await sweeper.add("presumed")
+    [appointment] = (await sweeper.sweep()).opened
+    write(sweeper.feed, vevent("intake-1", start, rrule="FREQ=WEEKLY;COUNT=10"))
+    later = [await sweeper.sweep(now + timedelta(minutes=n)) for n in (1, 2, 3)]
+
+    assert [r.opened for r in later] == [{}, {}, {}]
+    assert [r.cancellations for r in later] == [[], [], []]
+    assert len(await sqlite_store.list_cases(open_only=False)) == 1
+    assert "the same session as case" in later[0].skipped[0]
+    assert case_id_for(appointment) in later[0].skipped[0]

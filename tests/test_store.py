@@ -382,3 +382,31 @@ async def test_a_case_ended_outside_the_procedure_is_closed_as_terminated(
     )
     notes = await case_store.notes_for_case("missed-session-A7")
     assert "TERMINATED" in notes[0].text
+
+
+# ---------------------------------------------------------------------- calendar sessions
+async def test_the_calendar_sweeps_records_on_both_backends(case_store: CaseStore) -> None:
+    """What the sweep keeps about sessions: first values kept, the start of the case taken
+    when one opens, absence set and cleared, a voided late cancellation, re-keyed sessions."""
+    start, moved = T0 - timedelta(hours=1), T0 + timedelta(hours=2)
+    cal = "cal.front.a1"
+    await case_store.mark_session(cal, "front", start, late_cancellation_at=T0)
+    await case_store.record_attendance(cal, "C1", start, "late_cancelled")
+    await case_store.mark_session(cal, "front", moved, late_cancellation_at=T0 + timedelta(1))
+    await case_store.open_case(_open(cal).model_copy(update={"scheduled_start": moved}))
+    await case_store.mark_session(cal, "front", moved, case_opened_at=T0)
+    await case_store.set_absence(cal, T0)
+    known = (await case_store.known_sessions([cal, "cal.front.none"]))[cal]
+    assert (known.scheduled_start, known.client_id, known.absent_since) == (moved, "C1", T0)
+    assert known.case_open and known.late_cancellation_recorded
+
+    await case_store.set_absence(cal, None)
+    await case_store.forget_cancellation(cal)
+    known = (await case_store.known_sessions([cal]))[cal]
+    assert known.absent_since is None and not known.late_cancellation_recorded
+    since = T0 - timedelta(days=30)
+    assert await case_store.missed_sessions("C1", since, T0, status="late_cancelled") == []
+    assert await case_store.missed_sessions("C1", since, T0) == [start]  # the case's no-show
+    assert await case_store.calendar_case_at("front", "C1", moved) == f"missed-session-{cal}"
+    assert await case_store.calendar_case_at("fro", "C1", moved) is None
+    assert await case_store.open_calendar_sessions("front", T0, T0 + timedelta(hours=3)) == [cal]
