@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import random
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -37,6 +38,33 @@ class RecordedRequest:
     headers: dict[str, str] = field(default_factory=dict)
     status: int = 0  # the status the fake answered with
     provider_id: str | None = None  # the SM/CA sid or X-Message-Id the fake answered with
+    fault: str | None = None  # what `chaos` did to it, if anything
+    at: float = 0.0  # loop time it arrived
+
+
+# What `FakeProviderServer.chaos` may do to a request that creates a message or a call.
+CHAOS_FAULTS = ("429", "500", "503", "reset", "slow", "21211", "21610", "21614")
+
+
+@dataclass
+class Chaos:
+    """Faults at a rate, reproducibly (seeded): 429 with Retry-After, 500, 503, a connection
+    reset after the request arrived, an answer slower than the client's timeout (the message
+    WAS taken), and Twilio's permanent errors (invalid number, opted out, not a mobile)."""
+
+    rate: float
+    seed: int = 7
+    slow_seconds: float = 3.0
+    retry_after: str = "1"
+
+    def __post_init__(self) -> None:
+        self.random = random.Random(self.seed)
+
+    def pick(self, twilio: bool) -> str | None:
+        if self.random.random() >= self.rate:
+            return None
+        choices = CHAOS_FAULTS if twilio else CHAOS_FAULTS[:5]
+        return self.random.choice(choices)
 
 
 _RECORD = web.RequestKey("record", RecordedRequest)
@@ -66,6 +94,7 @@ class FakeProviderServer:
         self._rejected: dict[str, tuple[int, int]] = {}  # To number -> (code, status)
         self._calls: dict[str, dict[str, Any]] = {}  # call sid -> call resource
         self._runner: web.AppRunner | None = None
+        self.chaos: Chaos | None = None  # random faults on message and call creation
 
     # -- scripting and inspection ---------------------------------------------------------------
     def fail_next(
@@ -138,9 +167,14 @@ class FakeProviderServer:
                 record.json = await request.json()
             except ValueError:
                 record.json = None
+        record.at = asyncio.get_running_loop().time()
         self.requests.append(record)
         request[_RECORD] = record
-        response = self._reject_unauthenticated(request, twilio) or self._fault(request, twilio)
+        response = (
+            self._reject_unauthenticated(request, twilio)
+            or self._fault(request, twilio)
+            or self._chaos(request, twilio)
+        )
         if response is None:
             try:
                 response = await handler(request)
@@ -148,6 +182,8 @@ class FakeProviderServer:
                 record.status = exc.status
                 raise
         record.status = response.status
+        if record.fault == "slow" and self.chaos is not None:
+            await asyncio.sleep(self.chaos.slow_seconds)  # taken, answered too late
         for delay in self._delays:
             if delay[2] > 0 and request.path.endswith(delay[0]):
                 delay[2] -= 1
@@ -190,6 +226,30 @@ class FakeProviderServer:
                     response.headers["Retry-After"] = retry_after
                 return response
         return None
+
+    def _chaos(self, request: web.Request, twilio: bool) -> web.Response | None:
+        creates = request.method == "POST" and (
+            request.path.endswith(("/Messages.json", "/Calls.json"))
+            or request.path == "/v3/mail/send"
+        )
+        if self.chaos is None or not creates:
+            return None
+        fault = request[_RECORD].fault = self.chaos.pick(twilio)
+        if fault is None or fault == "slow":
+            return None
+        if fault == "reset":
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError("chaos reset")
+        status = int(fault) if len(fault) == 3 else 400
+        if twilio:
+            code = int(fault) if len(fault) == 5 else 20000 + status
+            response = _twilio_error(status, code, f"Chaos (Twilio {code})")
+        else:
+            response = _sendgrid_error(status, f"Chaos (HTTP {status})")
+        if status == 429:
+            response.headers["Retry-After"] = self.chaos.retry_after
+        return response
 
     # -- Twilio -----------------------------------------------------------------------------------
     def _resource(self, request: web.Request, prefix: str, kind: str) -> dict[str, Any]:

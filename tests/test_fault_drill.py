@@ -1,0 +1,152 @@
+"""Fault drill: many cases at once against a Twilio/SendGrid-compatible endpoint that fails at a
+rate (429 with Retry-After, 500, 503, connection resets, answers slower than the client waits,
+Twilio's permanent errors), through the official clients, on the real dev server.
+
+Every case must reach its therapist (or a documented dead end), and the endpoint's log must
+agree with the case store: every message the endpoint took is recorded, once; none doubled.
+`DRILL_CASES` sets the number of cases (default 80 in `make test`; 200 passes, slower)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from models.case import AttemptResult, CaseStatus, Resolution, Stage
+from models.policy import load_policy
+from providers import sendgrid_provider, twilio_provider
+from providers.factory import build_providers
+from service.cases import CaseService
+from settings import Settings
+from store.case_store import CaseStore
+from store.directory_csv import import_directory_csv
+from temporal_env.dev_server import start_dev_server
+from tests.fake_provider_server import Chaos, FakeProviderServer
+from tests.harness import REACHED
+from worker import build_worker
+from workflows.missed_session import MissedSessionWorkflow
+
+ROOT = Path(__file__).parent.parent
+CASES = int(os.environ.get("DRILL_CASES", "80"))
+TAKEN = frozenset({"sent", "answered", "voicemail", "no_answer", "busy"})
+
+
+@pytest.fixture(scope="module")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_dev_server(data_dir=None, port=None, ui_port=None)
+    yield env
+    await env.shutdown()
+
+
+async def _until(check: object, what: str, seconds: float = 240) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not await check():  # type: ignore[operator]
+        if loop.time() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(0.5)
+
+
+async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_doubled(
+    dev_server: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(twilio_provider, "REQUEST_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(sendgrid_provider, "REQUEST_TIMEOUT_SECONDS", 1.0)
+    store = CaseStore.from_url(f"sqlite+aiosqlite:///{tmp_path}/cases.db")
+    await store.create_schema()
+    await import_directory_csv(store, ROOT / "samples" / "directory.csv")
+    async with FakeProviderServer() as fake:
+        fake.chaos = Chaos(rate=0.25, seed=13, slow_seconds=2.0)
+        settings = Settings(
+            temporal_task_queue=f"drill-{uuid.uuid4().hex[:8]}",
+            twilio_account_sid="AC" + "0" * 32,
+            twilio_auth_token="test-token",  # type: ignore[arg-type]
+            twilio_from_number="+15555550100",
+            twilio_api_base_url=fake.base_url,
+            sendgrid_api_key="SG.test-key",  # type: ignore[arg-type]
+            sendgrid_from_email="care@example.org",
+            sendgrid_api_host=fake.base_url,
+            call_poll_interval_seconds=0.2,
+        )
+        client: Client = dev_server.client
+        service = CaseService(store, settings, client)
+        policy = load_policy(ROOT / "policies" / "demo.toml")
+        providers = build_providers(settings)
+        try:
+            async with build_worker(client, settings, store, providers):
+                now = datetime.now(UTC)
+                opened = await asyncio.gather(
+                    *(
+                        service.open(
+                            appointment_id=f"D{n:03d}{uuid.uuid4().hex[:6]}",
+                            client_id="C100" if n % 4 else "C200",
+                            scheduled_start=now,
+                            policy=policy,
+                            now=now,
+                        )
+                        for n in range(CASES)
+                    )
+                )
+                waiting: dict[str, CaseStatus] = {}
+
+                async def all_asked() -> bool:
+                    for o in opened:
+                        if o.case_id not in waiting:
+                            handle = client.get_workflow_handle(o.case_id)
+                            status = await handle.query(MissedSessionWorkflow.case_status)
+                            if status.therapist_asked_at is not None:
+                                waiting[o.case_id] = status
+                    return len(waiting) == len(opened)
+
+                await _until(all_asked, "every case asked its therapist")
+                close_out = {**REACHED.model_dump(mode="json"), "by": "T100"}
+                await asyncio.gather(*(service.close_out(o.case_id, close_out) for o in opened))
+                resolutions = await asyncio.gather(
+                    *(
+                        client.get_workflow_handle(o.case_id, result_type=Resolution).result()
+                        for o in opened
+                    )
+                )
+        finally:
+            await providers.aclose()
+        attempts = [a for o in opened for a in await store.attempts_for_case(o.case_id)]
+    await store.close()
+
+    creates = [r for r in fake.requests if r.method == "POST" and "Accounts" in r.path] + [
+        r for r in fake.emails()
+    ]
+    creates = [r for r in creates if not r.path.endswith(".json") or "/Calls/" not in r.path]
+    taken = [r for r in creates if 200 <= r.status < 300 and r.provider_id]
+    faults = Counter(r.fault for r in creates if r.fault)
+    recorded = Counter(a.provider_id for a in attempts if a.provider_id)
+
+    assert len(resolutions) == CASES and all(
+        s.stage is Stage.awaiting_therapist for s in waiting.values()
+    )
+    assert {"429", "500", "503", "reset", "slow"} <= set(faults), faults  # the mix happened
+    # None doubled: no provider id recorded twice, and every message the endpoint took is a
+    # recorded attempt, except those whose answer came too late (the client had given up):
+    # each of those is an attempt recorded `unconfirmed`, never sent again.
+    assert max(recorded.values()) == 1
+    unrecorded = [r for r in taken if r.provider_id not in recorded]
+    assert all(r.fault == "slow" for r in unrecorded), [r.fault for r in unrecorded]
+    unconfirmed = [a for a in attempts if a.result is AttemptResult.unconfirmed]
+    assert len(unrecorded) <= len(unconfirmed)
+    assert all("may have taken the message" in a.detail for a in unconfirmed)
+    # None missing: every attempt recorded as delivered names a message the endpoint took.
+    taken_ids = {r.provider_id for r in taken}
+    delivered = [a for a in attempts if a.result.value in TAKEN]
+    assert delivered and all(a.provider_id in taken_ids for a in delivered)
+    # One attempt per step per case, and the store agrees with each resolution.
+    for resolution in resolutions:
+        steps = [a.step for a in resolution.attempts]
+        assert len(steps) == len(set(steps))
+        assert all(a.result is not None for a in resolution.attempts)
