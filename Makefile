@@ -6,8 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint worker bench lock clean
 
+# The browser test drives Debian's chromium through chromedriver (installed once, as root; the
+# tests themselves install nothing). A venv that already exists (or a symlink to one) is reused.
 $(STAMP): requirements.lock
-	$(PYTHON) -m venv $(VENV)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
 	touch $(STAMP)
