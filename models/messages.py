@@ -7,7 +7,11 @@
   provider"), nor the words therapy, session or appointment;
 - therapists and supervisors get the case id, the session time in the practice's zone and what
   happened, not the client's name (SMS and email are not a secure channel);
-- no message ever asks anyone to reply with a carrier keyword such as STOP or CANCEL.
+- no message ever asks anyone to reply with a carrier keyword such as STOP or CANCEL;
+- a page link (`link`, signed for this recipient of this case: `models.links`) goes only in
+  texts and emails to the client, the therapist and the supervisor: never in a voicemail (a
+  link cannot be spoken, and a shared phone's listener would learn of it), never to the
+  emergency contact. The pages behind it say no more than the message itself.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class MessageFacts(BaseModel):
     now: datetime  # when the message goes out: "today" only if the session was today
     waited: str = ""  # for supervisor messages, e.g. "1d 2h"
     situation: StaffSituation | None = None
+    link: str = ""  # this recipient's page link, if messages carry links
 
 
 class Message(BaseModel):
@@ -87,14 +92,28 @@ def compose(purpose: Purpose, channel: Channel, facts: MessageFacts) -> Message:
     practice, callback = facts.practice.name, facts.practice.callback_number
     first = facts.client_first_name
     if purpose is Purpose.client_outreach:
-        return _client_outreach(channel, facts)
+        return _with_link(_client_outreach(channel, facts), channel, facts.link, _CLIENT_LINK)
     if purpose is Purpose.emergency_contact_check:
         body = (
             f"Hello {facts.recipient_name}, this is {practice}. We are trying to reach {first}. "
             f"If you can, please ask {first} to contact their provider at {callback}. Thank you."
         )
         return Message(subject=f"A message from {practice}", body=body)
-    return _staff(purpose, facts)
+    return _with_link(_staff(purpose, facts), channel, facts.link, _STAFF_LINK)
+
+
+_CLIENT_LINK = "Or tap to let us know how you are: {link}"
+_STAFF_LINK = "Open the case: {link}"
+
+
+def _with_link(message: Message, channel: Channel, link: str, words: str) -> Message:
+    """The recipient's page link at the end of a text or an email; never in a call."""
+    if not link or channel is Channel.voice:
+        return message
+    separator = "\n\n" if channel is Channel.email else " "
+    return message.model_copy(
+        update={"body": f"{message.body}{separator}{words.format(link=link)}"}
+    )
 
 
 def _client_outreach(channel: Channel, facts: MessageFacts) -> Message:

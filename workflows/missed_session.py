@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.clock import next_send_time
     from activities.outreach import OutreachActivities
     from models.answers import (
+        INTENT_LABELS,
         Acknowledged,
         AddNote,
         AnswerReceipt,
@@ -142,6 +143,7 @@ class MissedSessionWorkflow:
             stage_since=workflow.now(),
         )
         self._context = None
+        self._status.attendance_window_days = case.policy.attendance_window_days
         self._opened_at = workflow.now()
         self._notes_recorded = 0
         self._wait = None
@@ -431,6 +433,8 @@ class MissedSessionWorkflow:
             rejected_signals=self._status.rejected_signals,
             emergency_contact_note=self._status.emergency_contact_note,
             dry_run=any(a.dry_run for a in self._status.attempts),
+            client_intent=self._status.client_intent,
+            client_materials=reached.materials if reached else "",
         )
         resolution = await workflow.execute_activity_method(
             CaseRecordActivities.record_resolution,
@@ -483,7 +487,11 @@ class MissedSessionWorkflow:
     async def client_responded(self, answer: RawValue) -> AnswerReceipt:
         response = _decode(ClientResponded, answer)
         self._status.client_responded = True
-        self._append_note("system", f"Client responded via {response.via}." + _tail(response))
+        said = ""
+        if response.intent is not None:  # state and note text only: no new command
+            self._status.client_intent = response.intent
+            said = f': "{INTENT_LABELS[response.intent]}"'
+        self._append_note("system", f"Client responded via {response.via}{said}." + _tail(response))
         await self._record_answer_now()
         return self._receipt(
             "outreach to the client and the emergency contact stops; "
