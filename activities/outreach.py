@@ -385,6 +385,7 @@ class OutreachActivities:
             recipient_name=recipient.name,
             scheduled_start=request.scheduled_start,
             waited=format_duration(request.waited) if request.waited else "",
+            client_intent=request.client_intent,
         )
 
 

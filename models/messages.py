@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from models.answers import INTENT_LABELS, ClientIntent
 from models.case import Purpose, StaffSituation
 from models.directory import Channel
 
@@ -46,6 +47,7 @@ class MessageFacts(BaseModel):
     waited: str = ""  # for supervisor messages, e.g. "1d 2h"
     situation: StaffSituation | None = None
     link: str = ""  # this recipient's page link, if messages carry links
+    client_intent: ClientIntent | None = None  # staff: what the client chose on their page
 
 
 class Message(BaseModel):
@@ -158,7 +160,12 @@ def _staff(purpose: Purpose, facts: MessageFacts) -> Message:
     """Therapists and supervisors: the case id, the session time in the practice's zone and
     what happened. Never the client's name (SMS and email are not a secure channel)."""
     case, when = facts.case_id, staff_time(facts.scheduled_start, facts.practice_time_zone)
-    happened = f" {_SITUATION[facts.situation]}" if facts.situation else ""
+    answered = (  # not clinical: the words of the button the client chose on their page
+        f' The client answered: "{INTENT_LABELS[facts.client_intent]}".'
+        if facts.client_intent is not None
+        else ""
+    )
+    happened = (f" {_SITUATION[facts.situation]}" if facts.situation else "") + answered
     if purpose is Purpose.therapist_outreach_started:
         return Message(
             subject=f"High-risk client: outreach started for case {case}",
@@ -176,12 +183,12 @@ def _staff(purpose: Purpose, facts: MessageFacts) -> Message:
         return Message(
             subject=f"Reminder: case {case} still needs your confirmation",
             body=f"Reminder: missed-session case {case} (session {when}) is still waiting "
-            "for your confirmation.",
+            f"for your confirmation.{answered}",
         )
     again = purpose is Purpose.supervisor_reminder
     return Message(
         subject=f"{'Still unconfirmed' if again else 'Escalation'}: case {case}, "
         f"waiting {facts.waited}",
         body=f"Missed-session case {case} (session {when}) has waited {facts.waited} for "
-        f"{facts.therapist_name} to confirm the client's status. Please follow up.",
+        f"{facts.therapist_name} to confirm the client's status.{answered} Please follow up.",
     )

@@ -248,10 +248,11 @@ async def test_the_client_answers_from_their_link_and_sees_the_materials_after_c
             page = await web.get(link)
             nonsense = await web.post(link, data={"intent": "maybe"})
             first = await web.post(link, data={"intent": "ok"})
-            changed = await web.post(link, data={"intent": "call_me"})
+            await h.awaiting_close_out(handle)  # outreach stops; the therapist is asked
+            asked = last_to(h, THERAPIST.email)
+            changed = await web.post(link, data={"intent": "call_me"})  # changed their mind
             status = await h.status(handle)
-            await h.awaiting_close_out(handle)
-            staff = await web.get(link_in(last_to(h, THERAPIST.email), "/case/"))
+            staff = await web.get(link_in(asked, "/case/"))
             before_close = await web.get(link)
             await h.answer(
                 handle,
@@ -289,6 +290,7 @@ async def test_the_client_answers_from_their_link_and_sees_the_materials_after_c
         'Client responded via web link: "Please call me".',
     ]
     assert "The client answered on their page: \u201cPlease call me\u201d" in staff.text
+    assert 'The client answered: "I\'m OK".' in asked  # the therapist is told too
     assert "We have your answer" in before_close.text and "Breathing" not in before_close.text
 
     assert resolution.client_intent is ClientIntent.call_me

@@ -684,6 +684,8 @@ class MissedSessionWorkflow:
             scheduled_start=self._case.scheduled_start,
             waited=waited,
             situation=situation,
+            # Staff hear what the client chose on their page (activity input only: replays).
+            client_intent=None if about_client else self._status.client_intent,
             give_up_after=self._policy.message_retry_for,
         )
         method = {
