@@ -5,6 +5,7 @@ and every answer goes through the case service as the page does it."""
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from tests.harness import NO_QUIET_HOURS, Harness, harness
 from tests.test_links import tamper
 from web.app import create_app
 from web.pages import PageDeps
+from web.serve import RedactTokens
 
 BASE = "http://127.0.0.1:8000"
 LINKS: dict[str, Any] = {
@@ -331,3 +333,37 @@ def _service_close_out() -> dict[str, Any]:
         "follow_up_plan": "p",
         "fee": {"decision": "charge"},
     }
+
+
+async def test_a_case_terminated_by_hand_is_closed_on_its_pages(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    async with harness(time_skipping_env, sqlite_store, **LINKS) as h:
+        handle = await h.start()
+        await h.awaiting_close_out(handle)
+        link = link_in(last_to(h, THERAPIST.email), "/case/")
+        client_link = link_in(last_to(h, CLIENT.email or ""), "/r/")
+        await handle.terminate(reason="by hand")
+        await h.service.reconcile()
+        async with pages(h) as web:
+            staff = await web.post(link, data=CLOSE_OUT)
+            client = await web.get(client_link)
+
+    assert staff.status_code == 410 and "ended as terminated" in staff.text
+    assert client.status_code == 200 and "This check-in is closed" in client.text
+    assert "Please call me" not in client.text
+
+
+def test_the_access_log_never_shows_a_token() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "POST", "/case/WyJtaXNz.abc/acknowledge", "1.1", 200), None,
+    )  # fmt: skip
+    RedactTokens().filter(record)
+    client = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/r/WyJtaXNz.abc", "1.1", 200), None,
+    )  # fmt: skip
+    RedactTokens().filter(client)
+    assert record.getMessage() == '127.0.0.1:5000 - "POST /case/…/acknowledge HTTP/1.1" 200'
+    assert "WyJ" not in client.getMessage() and "/r/…" in client.getMessage()

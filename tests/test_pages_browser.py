@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
@@ -58,12 +59,13 @@ def close_out_in_the_browser(link: str, tmp_path: Path) -> dict[str, str]:
     """What a therapist does on the page (blocking: run in a thread, the server keeps serving)."""
     driver = chromium(tmp_path)
     driver.implicitly_wait(5)
+    wait = WebDriverWait(driver, 30, ignored_exceptions=[NoSuchElementException])
     try:
         driver.get(link)
         seen = {"title": driver.title, "page": driver.find_element(By.TAG_NAME, "main").text}
         driver.find_element(By.ID, "note").send_keys("Reached by phone; safe, was unwell.")
         driver.find_element(By.ID, "close-out").click()  # no outcome, no plan, no fee yet
-        seen["refused"] = driver.find_element(By.ID, "errors").text
+        seen["refused"] = wait.until(lambda d: d.find_element(By.ID, "errors")).text
         Select(driver.find_element(By.ID, "outcome")).select_by_value("reached_safe")
         driver.find_element(By.ID, "follow_up_plan").send_keys("Keep Thursday's session.")
         driver.find_element(By.ID, "materials").send_keys("Sleep diary until Thursday.")
@@ -71,6 +73,7 @@ def close_out_in_the_browser(link: str, tmp_path: Path) -> dict[str, str]:
         waive.send_keys(Keys.SPACE)  # the keyboard selects a radio button
         reason = driver.find_element(By.ID, "fee_reason")
         reason.send_keys("illness", Keys.ENTER)  # Enter submits the form
+        wait.until(lambda d: d.title == "Case closed")  # the answer's page has loaded
         seen["answer"] = driver.find_element(By.TAG_NAME, "main").text
         driver.get(link)
         seen["again"] = driver.find_element(By.TAG_NAME, "main").text

@@ -41,7 +41,7 @@ def client_router(deps: PageDeps) -> APIRouter:
             return await _page(request, deps, token, row, error="Please choose one.", code=422)
         _, status = await case_of(deps, row.case_id)
         try:
-            if isinstance(status, Resolution):
+            if isinstance(status, Resolution) or row.closed_at is not None:
                 await deps.service.note(
                     row.case_id,
                     {
@@ -91,7 +91,7 @@ async def _page(
     code: int = 200,
 ) -> Response:
     _, status = await case_of(deps, row.case_id)
-    closed = isinstance(status, Resolution)
+    closed = isinstance(status, Resolution) or row.closed_at is not None
     materials = status.client_materials if isinstance(status, Resolution) else ""
     intent = status.client_intent
     return render(

@@ -86,6 +86,12 @@ async def _open_case(deps: PageDeps, token: str) -> tuple[LinkClaim, CaseRow, Ca
             "This case is already closed",
             f"Case {row.case_id}: {deps.service.closed_line(status)}. Nothing was changed.",
         )
+    if row.closed_at is not None:  # ended outside the procedure (terminated by hand)
+        raise PageProblem(
+            410,
+            "This case is already closed",
+            f"Case {row.case_id} ended as {row.outcome or 'closed'}. Nothing was changed.",
+        )
     if status.closing is not None:
         c = status.closing
         raise PageProblem(
