@@ -9,8 +9,10 @@ STAMP := $(VENV)/.installed
 # The browser test drives Debian's chromium through chromedriver (installed once, as root; the
 # tests themselves install nothing). A venv that already exists (or a symlink to one) is reused.
 $(STAMP): requirements.lock
-	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } || \
+		echo "warning: chromium + chromedriver are missing (installed with apt-get as root): the browser test will fail"
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
