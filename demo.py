@@ -117,7 +117,11 @@ def write_demo_calendar(path: Path, now: datetime, run_id: str) -> Path:
 
 
 async def run_calendar_demo(
-    client: Client, settings: Settings, service: CaseService, keep_running: bool
+    client: Client,
+    settings: Settings,
+    service: CaseService,
+    keep_running: bool,
+    links: PageLinks | None = None,
 ) -> None:
     """Cases opened by the practice calendar: a Temporal Schedule sweeps a sample .ics."""
     calendars = CalendarService(service.store, settings, service)
@@ -140,6 +144,9 @@ async def run_calendar_demo(
         await asyncio.sleep(0.5)
     await _follow(handle, Stage.awaiting_therapist, "calendar case")
     print(f"\nWeb UI, the calendar's case: {service.ui_link(client.namespace, case_id)}")
+    if links is not None:
+        close_out = links.url(case_id, RecipientRole.therapist, "T100", datetime.now(UTC))
+        print(f"Close-out page of the calendar's case (therapist T100): {close_out}")
     print(
         f"Web UI, the schedule: {settings.temporal_ui_url}/namespaces/{client.namespace}/schedules"
     )
@@ -180,7 +187,7 @@ async def run_demo(settings: Settings, keep_running: bool, from_calendar: bool =
         async with serving(app, host, port), build_worker(client, settings, store, providers):
             print(f"web pages: {links.base_url} (the links below)")
             if from_calendar:
-                await run_calendar_demo(client, settings, service, keep_running)
+                await run_calendar_demo(client, settings, service, keep_running, links)
                 return
             cases = []
             for client_id in ("C100", "C200"):

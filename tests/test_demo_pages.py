@@ -106,3 +106,44 @@ async def test_the_demo_prints_links_that_close_its_open_case(
     assert (resolution.outcome.value, resolution.closed_by) == ("reached_safe", "T100")
     assert materials.status_code == 200 and "breathing exercise" in materials.text
     assert supervisor.status_code == 410  # the case is closed: the supervisor's link is used
+
+
+async def test_serve_serves_the_pages(tmp_path: Path) -> None:
+    port = free_port("127.0.0.1")
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cases.db",
+        "LINK_SECRET": "serve-test-secret-0123456789",
+        "TEMPORAL_ADDRESS": "127.0.0.1:1",  # not needed to refuse a bad link
+    }
+    serve = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("starter.py", "serve", "--port", str(port)),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as web:
+            for _ in range(100):
+                try:
+                    health = await web.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            bad = await web.get("/case/not-a-token")
+            css = await web.get("/static/pages.css")
+    finally:
+        serve.send_signal(signal.SIGINT)
+        output, _ = await serve.communicate()
+
+    assert health.json() == {"ok": True, "codec_server": False, "pages": True}
+    assert bad.status_code == 403 and "This link is not valid" in bad.text
+    assert css.status_code == 200 and "focus-visible" in css.text
+    printed = output.decode()
+    assert "pages: http://127.0.0.1:8000/case/<token>" in printed
+    assert "messages carry no page links" in printed  # the default URL is loopback
+    assert '"GET /case/… HTTP/1.1" 403' in printed  # the access log hides tokens
+    assert "not-a-token" not in printed
