@@ -50,7 +50,7 @@ def client_router(deps: PageDeps) -> APIRouter:
                         f'"{INTENT_LABELS[intent]}".',
                     },
                 )
-            else:
+            elif status.client_intent is not intent:  # a double tap or a reload: once
                 await deps.service.answer(
                     row.case_id, "client_responded", {"via": VIA, "intent": intent.value}
                 )
