@@ -213,10 +213,11 @@ async def _page(
 def _refused(request: Request, said: str) -> Response:
     """The case refused the answer (closed meanwhile, or not running): nothing was applied."""
     closed = "already closed" in said or "closing" in said
+    unreachable = "no Temporal server reachable" in said
     return render(
         request,
         "problem.html",
-        status=410 if closed else 409,
+        status=410 if closed else 503 if unreachable else 409,
         title="This case is already closed" if closed else "The case did not take the answer",
         message=f"{said}. Nothing was changed.",
     )
