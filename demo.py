@@ -23,12 +23,14 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHandle
 
 from models.calendar import appointment_id_for
-from models.case import CaseStatus, Resolution, Stage, case_id_for
+from models.case import CaseStatus, RecipientRole, Resolution, Stage, case_id_for
+from models.links import PageLinks
 from models.policy import load_policy
 from models.report import attempt_line, render_resolution
 from providers.factory import build_providers, describe_providers
 from service.calendar_sweep import CalendarService
 from service.cases import CaseService
+from service.page_links import page_links
 from settings import Settings
 from starter import open_store
 from store.directory_csv import import_directory_csv
@@ -37,6 +39,9 @@ from temporal_env.connect import connect, payload_keys
 from temporal_env.dev_server import start_dev_server
 from temporal_env.schedule import SCHEDULE_ID, ensure_sweep_schedule
 from temporal_env.search_attributes import register_search_attributes
+from web.app import create_app
+from web.pages import PageDeps
+from web.serve import free_port, serving
 from worker import build_worker
 from workflows.missed_session import MissedSessionWorkflow
 
@@ -59,6 +64,24 @@ async def _follow(
         if status.stage is until:
             return status
         await asyncio.sleep(0.5)
+
+
+def print_page_links(links: PageLinks, closed: str, open_case: str) -> None:
+    """The pages the messages link to (what a therapist, supervisor or client taps)."""
+    now = datetime.now(UTC)
+
+    def url(case_id: str, role: RecipientRole, person: str) -> str:
+        return links.url(case_id, role, person, now) or ""
+
+    print("\nWeb pages (signed links, as the messages carry them):")
+    pages = [
+        ("case 2, therapist T100's close-out page", open_case, RecipientRole.therapist, "T100"),
+        ("case 2, supervisor T200's page", open_case, RecipientRole.supervisor, "T200"),
+        ("case 2, the client's page (3 choices)", open_case, RecipientRole.client, "C200"),
+        ("case 1, the client's page (materials)", closed, RecipientRole.client, "C100"),
+    ]
+    for label, case_id, role, person in pages:
+        print(f"  {label + ':':<42} {url(case_id, role, person)}")
 
 
 def write_demo_calendar(path: Path, now: datetime, run_id: str) -> Path:
@@ -94,7 +117,11 @@ def write_demo_calendar(path: Path, now: datetime, run_id: str) -> Path:
 
 
 async def run_calendar_demo(
-    client: Client, settings: Settings, service: CaseService, keep_running: bool
+    client: Client,
+    settings: Settings,
+    service: CaseService,
+    keep_running: bool,
+    links: PageLinks | None = None,
 ) -> None:
     """Cases opened by the practice calendar: a Temporal Schedule sweeps a sample .ics."""
     calendars = CalendarService(service.store, settings, service)
@@ -117,6 +144,9 @@ async def run_calendar_demo(
         await asyncio.sleep(0.5)
     await _follow(handle, Stage.awaiting_therapist, "calendar case")
     print(f"\nWeb UI, the calendar's case: {service.ui_link(client.namespace, case_id)}")
+    if links is not None:
+        close_out = links.url(case_id, RecipientRole.therapist, "T100", datetime.now(UTC))
+        print(f"Close-out page of the calendar's case (therapist T100): {close_out}")
     print(
         f"Web UI, the schedule: {settings.temporal_ui_url}/namespaces/{client.namespace}/schedules"
     )
@@ -137,8 +167,14 @@ async def run_demo(settings: Settings, keep_running: bool, from_calendar: bool =
         print("starting the Temporal dev server (Web UI on http://localhost:8233) ...")
         env = await start_dev_server(ROOT / "data")
         client = env.client
+    host = settings.web_host
+    port = free_port(host, settings.web_port)
+    if "public_base_url" not in settings.model_fields_set:  # the pages where the demo serves them
+        settings = settings.model_copy(update={"public_base_url": f"http://{host}:{port}"})
     store = await open_store(settings)
     service = CaseService(store, settings, client)
+    links = page_links(settings)
+    app = create_app(settings, PageDeps(service, links, settings))
     providers = build_providers(settings)
     print(f"channels: {describe_providers(providers)}")
     print(f"history: {describe_encryption(payload_keys())}")
@@ -148,9 +184,10 @@ async def run_demo(settings: Settings, keep_running: bool, from_calendar: bool =
     run_id = uuid.uuid4().hex[:6]
     now = datetime.now(UTC)
     try:
-        async with build_worker(client, settings, store, providers):
+        async with serving(app, host, port), build_worker(client, settings, store, providers):
+            print(f"web pages: {links.base_url} (the links below)")
             if from_calendar:
-                await run_calendar_demo(client, settings, service, keep_running)
+                await run_calendar_demo(client, settings, service, keep_running, links)
                 return
             cases = []
             for client_id in ("C100", "C200"):
@@ -174,6 +211,8 @@ async def run_demo(settings: Settings, keep_running: bool, from_calendar: bool =
                     "follow_up_plan": "Keep next week's session; reminder text the day before.",
                     "fee": {"decision": "waive", "reason": "family emergency"},
                     "by": "T100",
+                    "materials": "Until next week: five minutes of the breathing exercise each "
+                    "morning, and the sleep diary we talked about.",
                 },
             )
             print(f"[case 1] {answer}")
@@ -184,9 +223,11 @@ async def run_demo(settings: Settings, keep_running: bool, from_calendar: bool =
             await _follow(second, Stage.awaiting_therapist, "case 2")
             print(f"\nWeb UI, case 1 (closed): {service.ui_link(client.namespace, first.id)}")
             print(f"Web UI, case 2 (open):   {service.ui_link(client.namespace, second.id)}")
+            print_page_links(links, first.id, second.id)
             if keep_running:
                 print(
-                    "\nServer and worker keep running (Ctrl-C stops them). Close case 2 with:\n"
+                    "\nServer, worker and web pages keep running (Ctrl-C stops them). Close "
+                    "case 2 on its close-out page above, or with:\n"
                     f"  .venv/bin/python starter.py reached {second.id} --outcome reached_safe "
                     '--note "..." --plan "..." --fee waive --fee-reason "..."'
                 )

@@ -6,9 +6,11 @@ here: they come from Temporal's standard environment configuration (`temporalio.
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -59,6 +61,18 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     codec_server_token: SecretStr | None = None
 
+    # The pages' links (close-out, client) are signed with this secret (at least 16 characters),
+    # or else with the one in `link_secret_file`, created on first use (mode 0600). Worker and web
+    # service must share it: set LINK_SECRET when they run on different machines. Changing it
+    # invalidates every link sent so far (nothing else).
+    link_secret: SecretStr | None = None
+    link_secret_file: str = "data/link.key"
+    # Messages carry the links when recipients can open them: "auto" = when PUBLIC_BASE_URL is
+    # not a loopback address (the default is, and a link to 127.0.0.1 on a phone is useless).
+    message_links: Literal["auto", "always", "never"] = "auto"
+    staff_link_ttl_hours: int = Field(default=72, ge=1)  # every reminder carries a fresh one
+    client_link_ttl_days: int = Field(default=14, ge=1)  # long enough to see the materials
+
     # The practice calendar sweep (a Temporal Schedule) and its default escalation policy.
     calendar_sweep_every_seconds: int = 60
     calendar_policy_file: str = "policies/default.toml"
@@ -70,3 +84,21 @@ class Settings(BaseSettings):
 
     # How often a placed call is polled until Twilio reports a final status.
     call_poll_interval_seconds: float = 5.0
+
+    def message_link_base(self) -> str | None:
+        """The base URL that messages' links start with, or None: messages carry no link."""
+        if self.message_links == "never":
+            return None
+        if self.message_links == "auto" and _loopback(self.public_base_url):
+            return None
+        return self.public_base_url.rstrip("/")
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -108,6 +108,7 @@ def _reached_fields(args: argparse.Namespace) -> dict[str, Any]:
         "follow_up_plan": args.plan,
         "fee": {"decision": args.fee, "reason": args.fee_reason or ""},
         "by": args.by,
+        "materials": args.materials,
     }
 
 
@@ -225,22 +226,35 @@ async def cmd_setup(args: argparse.Namespace, settings: Settings) -> None:
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn  # only the web service needs it
 
+    from service.page_links import page_links
     from web.app import ServeError, create_app
+    from web.pages import PageDeps
+    from web.serve import redact_access_log
 
-    try:
-        app = create_app(settings)
-    except (ServeError, PayloadKeyError) as exc:
-        raise UserError(str(exc)) from None
-    host, port = args.host or settings.web_host, args.port or settings.web_port
-    base = settings.public_base_url.rstrip("/")
-    if settings.payload_keys is None:
-        print("payloads are not encrypted (no PAYLOAD_KEYS): no codec server")
-    else:
-        print(
-            f"codec server: {base}/codec (Web UI: temporal server start-dev "
-            f"--ui-codec-endpoint {base}/codec; send the token as a Bearer token)"
-        )
-    await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
+    async with case_service(settings) as service:
+        try:
+            links = page_links(settings)
+            app = create_app(settings, PageDeps(service, links, settings))
+        except (ServeError, PayloadKeyError) as exc:
+            raise UserError(str(exc)) from None
+        host, port = args.host or settings.web_host, args.port or settings.web_port
+        base = settings.public_base_url.rstrip("/")
+        print(f"pages: {base}/case/<token> (close-out), {base}/r/<token> (client)")
+        if settings.message_link_base() is None:
+            print(
+                f"messages carry no page links: PUBLIC_BASE_URL ({base}) is not reachable from "
+                "a phone (set it, or MESSAGE_LINKS=always)"
+            )
+        if settings.payload_keys is None:
+            print("payloads are not encrypted (no PAYLOAD_KEYS): no codec server")
+        else:
+            print(
+                f"codec server: {base}/codec (Web UI: temporal server start-dev "
+                f"--ui-codec-endpoint {base}/codec; send the token as a Bearer token)"
+            )
+        redact_access_log()
+        config = uvicorn.Config(app, host=host, port=port, log_level="info")
+        await uvicorn.Server(config).serve()
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
@@ -414,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fee", required=True, choices=["charge", "waive"])
     p.add_argument("--fee-reason", default="")
     p.add_argument("--by", default="therapist")
+    p.add_argument(
+        "--materials", default="", help="between-session materials shown on the client's page"
+    )
     p.set_defaults(run=answer_command("client_reached", _reached_fields))
 
     p = sub.add_parser("note", help="add documentation (an addendum once the case is closed)")
@@ -475,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", required=True)
     p.set_defaults(run=cmd_sweep)
 
-    p = sub.add_parser("serve", help="the web service (the codec server for the Web UI)")
+    p = sub.add_parser("serve", help="the web service: the pages, the codec server for the Web UI")
     p.add_argument("--host", help="default WEB_HOST (127.0.0.1)")
     p.add_argument("--port", type=int, help="default WEB_PORT (8000)")
     p.set_defaults(run=cmd_serve)

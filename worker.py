@@ -27,6 +27,7 @@ from providers.base import Providers
 from providers.factory import build_providers, describe_providers
 from service.calendar_sweep import CalendarService
 from service.cases import CaseService
+from service.page_links import message_links
 from settings import Settings
 from store.case_store import CaseStore
 from temporal_env.codec import describe_encryption
@@ -58,6 +59,7 @@ def build_worker(
         call_poll_interval=settings.call_poll_interval_seconds,
         on_call_email=settings.practice_on_call_email,
         practice_time_zone=settings.practice_time_zone,
+        links=lambda: message_links(settings),
     )
     records = CaseRecordActivities(
         store, settings.practice_time_zone, settings.practice_on_call_email

@@ -31,9 +31,10 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from models.case import Attempt, AttemptResult, RecipientRole
+from models.case import Attempt, AttemptResult, Purpose, RecipientRole
 from models.directory import Channel, ClientProfile, Therapist
 from models.durations import format_duration
+from models.links import PageLinks
 from models.messages import Message, MessageFacts, PracticeInfo, compose
 from models.outreach import OutreachRequest
 from providers.base import (
@@ -53,6 +54,7 @@ class Recipient:
     name: str
     phone: str | None
     email: str | None
+    person_id: str = ""  # directory id: what a page link names (never the name or address)
 
 
 _ROLE_NAMES = {
@@ -78,8 +80,11 @@ class OutreachActivities:
         call_poll_interval: float = 5.0,
         on_call_email: str | None = None,
         practice_time_zone: str = "UTC",
+        links: Callable[[], PageLinks | None] | None = None,
     ) -> None:
         self._practice_time_zone = practice_time_zone
+        self._links_factory = links
+        self._links: PageLinks | None = None
         self._store = store
         self._providers = providers
         self._practice = practice
@@ -139,6 +144,7 @@ class OutreachActivities:
             detail = f"no {request.channel.value} address on file"
             return await self._finish(request, AttemptResult.invalid_recipient, detail, at)
         facts = self._facts(request, recipient, client, therapist)
+        facts.link = self._link(request, recipient, at)
         message = compose(request.purpose, request.channel, facts)
 
         claim = _claim_token()
@@ -294,6 +300,19 @@ class OutreachActivities:
         log.info("outreach attempt recorded: %s", attempt.result.value, extra=_context(request))
         return attempt
 
+    def _link(self, request: OutreachRequest, recipient: Recipient, at: datetime) -> str:
+        """This recipient's page link, minted now (expiring from now), or "" when messages
+        carry no links or this recipient never gets one (emergency contact, on-call, calls)."""
+        if request.channel is Channel.voice or request.purpose is Purpose.emergency_contact_check:
+            return ""
+        if self._links is None and self._links_factory is not None:
+            self._links = self._links_factory()  # reads the link secret: once, in an activity
+            self._links_factory = None
+        if self._links is None or not recipient.person_id:
+            return ""
+        url = self._links.url(request.case_id, request.recipient_role, recipient.person_id, at)
+        return url or ""
+
     async def _send_sms(
         self, to: str, message: Message, request: OutreachRequest
     ) -> ProviderReceipt:
@@ -322,7 +341,7 @@ class OutreachActivities:
             if role is RecipientRole.client:
                 if request.channel not in client.reachable_channels():
                     raise UnknownRecipientError(f"no {request.channel.value} consent on record")
-                return Recipient(client.first_name, client.phone, client.email)
+                return Recipient(client.first_name, client.phone, client.email, client.client_id)
             contact = client.emergency_contact
             if contact is None or not contact.consent_to_contact:
                 raise UnknownRecipientError("no recorded consent to contact the emergency contact")
@@ -341,8 +360,10 @@ class OutreachActivities:
             )
             if supervisor is None:
                 raise UnknownRecipientError("the therapist has no supervisor on file")
-            return Recipient(supervisor.name, supervisor.phone, supervisor.email)
-        return Recipient(therapist.name, therapist.phone, therapist.email)
+            return Recipient(
+                supervisor.name, supervisor.phone, supervisor.email, supervisor.therapist_id
+            )
+        return Recipient(therapist.name, therapist.phone, therapist.email, therapist.therapist_id)
 
     def _facts(
         self,
@@ -364,6 +385,7 @@ class OutreachActivities:
             recipient_name=recipient.name,
             scheduled_start=request.scheduled_start,
             waited=format_duration(request.waited) if request.waited else "",
+            client_intent=request.client_intent,
         )
 
 

@@ -80,11 +80,30 @@ class ClientArrived(_Answer):
     note: Note = ""
 
 
+class ClientIntent(StrEnum):
+    """What the client chose on their page (or said): the therapist sees it in the case."""
+
+    ok = "ok"
+    reschedule = "reschedule"
+    call_me = "call_me"
+
+
+INTENT_LABELS = {
+    ClientIntent.ok: "I'm OK",
+    ClientIntent.reschedule: "I'd like to reschedule",
+    ClientIntent.call_me: "Please call me",
+}
+"""The words of the client's three choices, as the client saw them."""
+
+
 class ClientResponded(_Answer):
     """The client called, texted or emailed back: outreach and emergency escalation stop."""
 
     via: ShortText = Field(default="phone", min_length=1, description="phone, sms, email, ...")
     note: Note = ""
+    intent: ClientIntent | None = Field(
+        default=None, description="ok, reschedule or call_me (the client's page); optional"
+    )
 
 
 class Acknowledged(_Answer):
@@ -107,6 +126,11 @@ class ClientReached(_Answer):
     follow_up_plan: Note = Field(min_length=1)
     fee: FeeDecision
     by: PersonId = Field(default="therapist", min_length=1)
+    materials: Note = Field(
+        default="",
+        description="Between-session materials for the client (optional): shown on the "
+        "client's own page once the case is closed. Nothing clinical the client should not see.",
+    )
 
     @field_validator("outcome", mode="before")
     @classmethod

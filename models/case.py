@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, ValidationInfo
 
-from models.answers import CaseOutcome, FeeChoice
+from models.answers import CaseOutcome, ClientIntent, FeeChoice
 from models.directory import Channel, ClientProfile, RiskLevel, Therapist
 from models.edge import checked_id, checked_text, is_edge
 from models.policy import EscalationPolicy
@@ -249,6 +249,12 @@ class CaseStatus(BaseModel):
     therapist_asked_at: datetime | None = Field(
         default=None, description="When the therapist was asked to confirm the client's status."
     )
+    client_intent: ClientIntent | None = Field(
+        default=None, description="The client's last choice on their page (ok, reschedule, ...)."
+    )
+    attendance_window_days: int | None = Field(
+        default=None, description="The policy's review window (the close-out page's chart)."
+    )
 
 
 class TherapistWait(BaseModel):
@@ -326,6 +332,12 @@ class Resolution(CaseHeader):
         default=[], description="Dated documentation added after the case closed."
     )
     dry_run: bool = Field(description="True if any attempt was a dry run (nothing really sent).")
+    client_intent: ClientIntent | None = Field(
+        default=None, description="The client's last choice on their page, if they made one."
+    )
+    client_materials: str = Field(
+        default="", description="Between-session materials the close-out gave the client."
+    )
 
 
 MissedSessionInput.model_rebuild()  # `carried` refers to models defined below it

@@ -7,7 +7,11 @@
   provider"), nor the words therapy, session or appointment;
 - therapists and supervisors get the case id, the session time in the practice's zone and what
   happened, not the client's name (SMS and email are not a secure channel);
-- no message ever asks anyone to reply with a carrier keyword such as STOP or CANCEL.
+- no message ever asks anyone to reply with a carrier keyword such as STOP or CANCEL;
+- a page link (`link`, signed for this recipient of this case: `models.links`) goes only in
+  texts and emails to the client, the therapist and the supervisor: never in a voicemail (a
+  link cannot be spoken, and a shared phone's listener would learn of it), never to the
+  emergency contact. The pages behind it say no more than the message itself.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from models.answers import INTENT_LABELS, ClientIntent
 from models.case import Purpose, StaffSituation
 from models.directory import Channel
 
@@ -41,6 +46,8 @@ class MessageFacts(BaseModel):
     now: datetime  # when the message goes out: "today" only if the session was today
     waited: str = ""  # for supervisor messages, e.g. "1d 2h"
     situation: StaffSituation | None = None
+    link: str = ""  # this recipient's page link, if messages carry links
+    client_intent: ClientIntent | None = None  # staff: what the client chose on their page
 
 
 class Message(BaseModel):
@@ -87,14 +94,28 @@ def compose(purpose: Purpose, channel: Channel, facts: MessageFacts) -> Message:
     practice, callback = facts.practice.name, facts.practice.callback_number
     first = facts.client_first_name
     if purpose is Purpose.client_outreach:
-        return _client_outreach(channel, facts)
+        return _with_link(_client_outreach(channel, facts), channel, facts.link, _CLIENT_LINK)
     if purpose is Purpose.emergency_contact_check:
         body = (
             f"Hello {facts.recipient_name}, this is {practice}. We are trying to reach {first}. "
             f"If you can, please ask {first} to contact their provider at {callback}. Thank you."
         )
         return Message(subject=f"A message from {practice}", body=body)
-    return _staff(purpose, facts)
+    return _with_link(_staff(purpose, facts), channel, facts.link, _STAFF_LINK)
+
+
+_CLIENT_LINK = "Or tap to let us know how you are: {link}"
+_STAFF_LINK = "Open the case: {link}"
+
+
+def _with_link(message: Message, channel: Channel, link: str, words: str) -> Message:
+    """The recipient's page link at the end of a text or an email; never in a call."""
+    if not link or channel is Channel.voice:
+        return message
+    separator = "\n\n" if channel is Channel.email else " "
+    return message.model_copy(
+        update={"body": f"{message.body}{separator}{words.format(link=link)}"}
+    )
 
 
 def _client_outreach(channel: Channel, facts: MessageFacts) -> Message:
@@ -139,7 +160,12 @@ def _staff(purpose: Purpose, facts: MessageFacts) -> Message:
     """Therapists and supervisors: the case id, the session time in the practice's zone and
     what happened. Never the client's name (SMS and email are not a secure channel)."""
     case, when = facts.case_id, staff_time(facts.scheduled_start, facts.practice_time_zone)
-    happened = f" {_SITUATION[facts.situation]}" if facts.situation else ""
+    answered = (  # not clinical: the words of the button the client chose on their page
+        f' The client answered: "{INTENT_LABELS[facts.client_intent]}".'
+        if facts.client_intent is not None
+        else ""
+    )
+    happened = (f" {_SITUATION[facts.situation]}" if facts.situation else "") + answered
     if purpose is Purpose.therapist_outreach_started:
         return Message(
             subject=f"High-risk client: outreach started for case {case}",
@@ -157,12 +183,12 @@ def _staff(purpose: Purpose, facts: MessageFacts) -> Message:
         return Message(
             subject=f"Reminder: case {case} still needs your confirmation",
             body=f"Reminder: missed-session case {case} (session {when}) is still waiting "
-            "for your confirmation.",
+            f"for your confirmation.{answered}",
         )
     again = purpose is Purpose.supervisor_reminder
     return Message(
         subject=f"{'Still unconfirmed' if again else 'Escalation'}: case {case}, "
         f"waiting {facts.waited}",
         body=f"Missed-session case {case} (session {when}) has waited {facts.waited} for "
-        f"{facts.therapist_name} to confirm the client's status. Please follow up.",
+        f"{facts.therapist_name} to confirm the client's status.{answered} Please follow up.",
     )

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
+from models.answers import ClientIntent
 from models.case import CaseHeader, NoteEntry, Purpose, RecipientRole, StaffSituation, Stage
 from models.directory import Channel
 from models.policy import QuietHours
@@ -30,6 +31,7 @@ class OutreachRequest(BaseModel):
         None  # supervisor escalation: how long the therapist has not answered
     )
     situation: StaffSituation | None = None  # staff messages: what happened so far
+    client_intent: ClientIntent | None = None  # staff messages: the client's choice, if any
     give_up_after: timedelta = timedelta(minutes=5)  # provider errors this long: recorded failed
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from models.answers import INTENT_LABELS
 from models.case import Attempt, CaseStatus, NoteEntry, RejectedSignal, Resolution
 
 
@@ -46,6 +47,8 @@ def render_status(status: CaseStatus) -> str:
         lines.append(f"  next: {status.next_action.description}{when}")
     if status.acknowledged_until:
         lines.append(f"  acknowledged; reminders paused until {_t(status.acknowledged_until)}")
+    if status.client_intent is not None:
+        lines.append(f"  client said: {INTENT_LABELS[status.client_intent]} (their page)")
     lines += _timeline(status.attempts, status.notes, status.rejected_signals)
     return "\n".join(lines)
 
@@ -75,6 +78,10 @@ def render_resolution(resolution: Resolution) -> str:
         ),
         f"  emergency contact: {resolution.emergency_contact_note or 'not needed'}",
     ]
+    if resolution.client_intent is not None:
+        lines.append(f"  client said: {INTENT_LABELS[resolution.client_intent]} (their page)")
+    if resolution.client_materials:
+        lines.append(f"  materials: {resolution.client_materials} (shown on the client's page)")
     lines += _timeline(resolution.attempts, resolution.notes, resolution.rejected_signals)
     if resolution.addenda:
         lines += ["Addenda (documented after closing):", *map(note_line, resolution.addenda)]

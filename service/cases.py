@@ -197,8 +197,23 @@ class CaseService:
         return f"{case_id}: {receipt.accepted}"
 
     async def close_out(self, reference: str, data: Mapping[str, Any]) -> str:
-        """The therapist's close-out: ends the case at any stage."""
-        return await self.answer(reference, "client_reached", data)
+        """The therapist's close-out: ends the case at any stage. A close-out whose answer was
+        lost (the case finished before the reply came back, a retried request) and that the
+        resolution shows as this very close-out is a success, not "already closed"."""
+        try:
+            return await self.answer(reference, "client_reached", data)
+        except CaseError:
+            case_id = case_id_of(reference)
+            resolution = await self._store.get_resolution(case_id)
+            mine = resolution is not None and (
+                resolution.outcome.value == data.get("outcome")
+                and resolution.closed_by == data.get("by", "therapist")
+                and resolution.note == data.get("note")
+            )
+            if not mine:
+                raise
+            assert resolution is not None
+            return f"{case_id}: closed as {resolution.outcome.value}"
 
     async def note(self, reference: str, data: Mapping[str, Any]) -> str:
         """Documentation at any stage; on a closed case, a dated addendum to its resolution

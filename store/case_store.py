@@ -412,6 +412,22 @@ class CaseStore(CalendarRecords, CaseStatsQueries):
         )
         return [r["scheduled_start"] for r in await self._all(query)]
 
+    async def attendance_between(
+        self, client_id: str, since: datetime, until: datetime
+    ) -> list[tuple[datetime, str]]:
+        """Every recorded session of the client with since <= start <= until, oldest first,
+        with its status (the close-out page's attendance chart)."""
+        query = (
+            select(AttendanceTable.scheduled_start, AttendanceTable.status)
+            .where(
+                AttendanceTable.client_id == client_id,
+                AttendanceTable.scheduled_start >= since,
+                AttendanceTable.scheduled_start <= until,
+            )
+            .order_by(AttendanceTable.scheduled_start)
+        )
+        return [(r["scheduled_start"], r["status"]) for r in await self._all(query)]
+
     # ------------------------------------------------------------------ resolutions
     async def save_resolution(self, resolution: Resolution) -> None:
         """Keep the documented resolution and close the case, in one transaction. The case row

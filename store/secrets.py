@@ -4,6 +4,9 @@ the database, so a dump or a backup of the database alone reveals none of them."
 from __future__ import annotations
 
 import os
+import secrets
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -27,13 +30,7 @@ class SecretBox:
         """The configured key, else the key file (created with mode 0600 on first use)."""
         if key:
             return cls(key.encode())
-        path = Path(key_file)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(Fernet.generate_key())
-        return cls(path.read_bytes().strip())
+        return cls(_key_file(Path(key_file), Fernet.generate_key))
 
     def encrypt(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode("ascii")
@@ -45,3 +42,33 @@ class SecretBox:
             raise SecretsKeyError(
                 "a stored secret cannot be decrypted with this secrets key (was it changed?)"
             ) from None
+
+
+def link_secret(secret: str | None, key_file: str) -> bytes:
+    """The secret that signs the pages' links (`LINK_SECRET`), else the key file's, created on
+    first use (mode 0600) by whichever process needs it first: worker or web service."""
+    if secret:
+        if len(secret) < 16:
+            raise SecretsKeyError("LINK_SECRET must be at least 16 characters")
+        return secret.encode()
+    return _key_file(Path(key_file), lambda: secrets.token_urlsafe(32).encode())
+
+
+def _key_file(path: Path, generate: Callable[[], bytes]) -> bytes:
+    """Read a key file, creating it (mode 0600) if missing. Two processes may race to create
+    it: one wins (O_EXCL), the other reads what the winner wrote."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as out:
+                out.write(generate())
+    for _ in range(50):  # the other process may not have written it yet
+        key = path.read_bytes().strip()
+        if key:
+            return key
+        time.sleep(0.02)
+    raise SecretsKeyError(f"the key file {path} is empty: delete it to have a new one made")

@@ -47,6 +47,7 @@ class Harness:
     task_queue: str = field(default_factory=lambda: f"tq-{uuid.uuid4().hex[:8]}")
     started: list[str] = field(default_factory=list)
     own_client: Client | None = None  # e.g. one whose data converter seals payloads
+    overrides: dict[str, Any] = field(default_factory=dict)  # settings, e.g. message links
 
     @property
     def client(self) -> Client:
@@ -58,6 +59,7 @@ class Harness:
             call_poll_interval_seconds=0.01,
             practice_name="Riverside Practice",
             temporal_task_queue=self.task_queue,
+            **self.overrides,
         )
 
     @property
@@ -161,9 +163,11 @@ class Harness:
 
 
 @asynccontextmanager
-async def harness(env: WorkflowEnvironment, store: CaseStore) -> AsyncIterator[Harness]:
+async def harness(
+    env: WorkflowEnvironment, store: CaseStore, **settings: Any
+) -> AsyncIterator[Harness]:
     await store.import_directory(directory_data.THERAPISTS, directory_data.CLIENTS)
-    h = Harness(env, store)
+    h = Harness(env, store, overrides=settings)
     try:
         async with h.worker():
             yield h

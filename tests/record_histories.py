@@ -54,6 +54,18 @@ async def responded(h: Harness, env: WorkflowEnvironment) -> Handle:
     return handle
 
 
+async def client_page_answer(h: Harness, env: WorkflowEnvironment) -> Handle:
+    """The client answers on their page ("Please call me"); the close-out gives materials."""
+    handle = await h.start()
+    await h.advance_to(handle, Stage.contacting_client.value)
+    await h.until_sent(3)
+    await h.answer(handle, "client_responded", via="web link", intent="call_me")
+    await h.close_as_therapist(
+        handle, REACHED.model_copy(update={"materials": "Breathing exercise each morning."})
+    )
+    return handle
+
+
 async def full_case(h: Harness, env: WorkflowEnvironment) -> Handle:
     """Client unreachable, emergency contact, therapist reminded, a note, then the close-out."""
     handle = await h.start()
@@ -228,6 +240,7 @@ SCENARIOS: dict[str, Scenario] = {
     for scenario in (
         arrival,
         responded,
+        client_page_answer,
         full_case,
         no_consent,
         invalid_number,

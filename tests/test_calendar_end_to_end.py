@@ -41,7 +41,8 @@ ROOT = Path(__file__).parent.parent
 
 @pytest.fixture
 async def dev_server(tmp_path: Path) -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server(tmp_path / "temporal")
+    # Free ports: a dev server someone else runs on 7233 (the demo) must not answer this test.
+    env = await start_dev_server(tmp_path / "temporal", port=None, ui_port=None)
     yield env
     await env.shutdown()
 

@@ -1,19 +1,25 @@
-"""The ASGI app `starter.py serve` runs (uvicorn)."""
+"""The ASGI app `starter.py serve` (and the demo) runs on uvicorn: the pages reached from the
+links in messages (close-out, client), and the codec server for the Web UI."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
 
 from settings import Settings
 from temporal_env.codec import EncryptionCodec, parse_keys
+from web.client_page import client_router
+from web.close_out import close_out_router
 from web.codec_server import add_codec_server
+from web.pages import STATIC, PageDeps, PageProblem, problem_page, with_security_headers
 
 
 class ServeError(ValueError):
     """The web service is misconfigured (one line)."""
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, pages: PageDeps | None = None) -> FastAPI:
+    """The app; with `pages` (the case service, the links, a clock) it serves the pages."""
     app = FastAPI(title="Missed Session Outreach", docs_url="/api/docs")
     keys = settings.payload_keys
     if keys is not None:
@@ -26,8 +32,18 @@ def create_app(settings: Settings) -> FastAPI:
         codec = EncryptionCodec(parse_keys(keys.get_secret_value()))
         add_codec_server(app, codec, token.get_secret_value(), settings.temporal_ui_url)
 
+    if pages is not None:
+        app.include_router(close_out_router(pages))
+        app.include_router(client_router(pages))
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+        app.middleware("http")(with_security_headers)
+
+        @app.exception_handler(PageProblem)
+        async def problem(request: Request, exc: PageProblem) -> Response:
+            return problem_page(request, exc)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
-        return {"ok": True, "codec_server": keys is not None}
+        return {"ok": True, "codec_server": keys is not None, "pages": pages is not None}
 
     return app

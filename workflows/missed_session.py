@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.clock import next_send_time
     from activities.outreach import OutreachActivities
     from models.answers import (
+        INTENT_LABELS,
         Acknowledged,
         AddNote,
         AnswerReceipt,
@@ -146,6 +147,7 @@ class MissedSessionWorkflow:
             stage_since=workflow.now(),
         )
         self._context = None
+        self._status.attendance_window_days = case.policy.attendance_window_days
         self._opened_at = workflow.now()
         self._notes_recorded = 0
         self._wait = None
@@ -434,6 +436,8 @@ class MissedSessionWorkflow:
             rejected_signals=self._status.rejected_signals,
             emergency_contact_note=self._status.emergency_contact_note,
             dry_run=any(a.dry_run for a in self._status.attempts),
+            client_intent=self._status.client_intent,
+            client_materials=reached.materials if reached else "",
         )
         resolution = await self._store(
             CaseRecordActivities.record_resolution, resolution, "Record the documented resolution"
@@ -482,7 +486,11 @@ class MissedSessionWorkflow:
     async def client_responded(self, answer: RawValue) -> AnswerReceipt:
         response = _decode(ClientResponded, answer)
         self._status.client_responded = True
-        self._append_note("system", f"Client responded via {response.via}." + _tail(response))
+        said = ""
+        if response.intent is not None:  # state and note text only: no new command
+            self._status.client_intent = response.intent
+            said = f': "{INTENT_LABELS[response.intent]}"'
+        self._append_note("system", f"Client responded via {response.via}{said}." + _tail(response))
         await self._record_answer_now()
         return self._receipt(
             "outreach to the client and the emergency contact stops; "
@@ -673,6 +681,8 @@ class MissedSessionWorkflow:
             scheduled_start=self._case.scheduled_start,
             waited=waited,
             situation=situation,
+            # Staff hear what the client chose on their page (activity input only: replays).
+            client_intent=None if about_client else self._status.client_intent,
             give_up_after=self._policy.message_retry_for,
         )
         method = {
@@ -821,21 +831,28 @@ class MissedSessionWorkflow:
         """A write to the case store (idempotent, quick). Cases opened since LEAN_HISTORY run
         it as a local activity: one marker event in the history instead of three activity
         events and a workflow task, which keeps the longest normal path under 200 events."""
-        if workflow.patched(LEAN_HISTORY):
-            return await workflow.execute_local_activity_method(
+        try:
+            if workflow.patched(LEAN_HISTORY):
+                return await workflow.execute_local_activity_method(
+                    method,
+                    arg,
+                    start_to_close_timeout=STORE_TIMEOUT,
+                    retry_policy=STORE_RETRY,
+                    summary=summary,
+                )
+            return await workflow.execute_activity_method(
                 method,
                 arg,
                 start_to_close_timeout=STORE_TIMEOUT,
                 retry_policy=STORE_RETRY,
                 summary=summary,
             )
-        return await workflow.execute_activity_method(
-            method,
-            arg,
-            start_to_close_timeout=STORE_TIMEOUT,
-            retry_policy=STORE_RETRY,
-            summary=summary,
-        )
+        except ActivityError as err:
+            # A close-out cancelled the procedure during a write: that is a cancellation, not a
+            # failure of the case (the close-out writes everything again, idempotently).
+            if isinstance(err.cause, CancelledError):
+                raise asyncio.CancelledError() from None
+            raise
 
     def _header(self) -> CaseHeader:
         case = self._case

@@ -1,0 +1,60 @@
+"""`make bench`: every benchmark, one after the other, and `bench/RESULTS.md` with what each
+printed and the command that reproduces it. Each script prints its own ratios (measured side
+by side in one run), its absolute figures and the machine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = [
+    ("Calendar feed: the sweep against bare parse + expansion", ["bench.calendar_feed"]),
+    ("Throughput against Temporal's floor (case store on SQLite)", ["bench.throughput"]),
+    (
+        "Throughput against Temporal's floor (case store on PostgreSQL)",
+        ["bench.throughput", "--store", "postgresql"],
+    ),
+]
+
+
+def main() -> None:
+    sections = [
+        "# Benchmark results",
+        "",
+        f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Rerun a row with its "
+        "command; each figure that matters is a ratio measured in the same run.",
+    ]
+    for title, args in BENCHMARKS:
+        command = f".venv/bin/python -m {' '.join(args)}"
+        print(f"== {title}\n$ {command}", flush=True)
+        began = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", *args], capture_output=True, text=True, cwd=HERE.parent
+        )
+        output = "\n".join(
+            line
+            for line in done.stdout.splitlines()
+            if line.strip() and "WARN" not in line and not line.startswith("Temporal ")
+        )
+        print(output, flush=True)
+        status = "" if done.returncode == 0 else f" (exit status {done.returncode})"
+        sections += [
+            "",
+            f"## {title}",
+            "",
+            f"`{command}` — {time.perf_counter() - began:.0f} s{status}",
+            "",
+            "```",
+            output or done.stderr[-2000:],
+            "```",
+        ]
+    (HERE / "RESULTS.md").write_text("\n".join(sections) + "\n")
+    print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    main()
