@@ -6,7 +6,9 @@ here: they come from Temporal's standard environment configuration (`temporalio.
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,9 +61,29 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     codec_server_token: SecretStr | None = None
 
+    # Webhooks (`starter.py serve`): Twilio's are verified with TWILIO_AUTH_TOKEN against
+    # PUBLIC_BASE_URL + path; SendGrid's signed event webhook with its verification key (the
+    # base64 public key from Mail Settings), within a window of its signed timestamp.
+    sendgrid_webhook_public_key: str | None = None
+    sendgrid_webhook_max_age_seconds: int = 86400
+
     # The practice calendar sweep (a Temporal Schedule) and its default escalation policy.
     calendar_sweep_every_seconds: int = 60
     calendar_policy_file: str = "policies/default.toml"
 
     # How often a placed call is polled until Twilio reports a final status.
     call_poll_interval_seconds: float = 5.0
+
+    def public_webhook_base(self) -> str | None:
+        """PUBLIC_BASE_URL when Twilio can reach it (not localhost or a loopback address): only
+        then are calls placed with a status callback; otherwise their outcome is polled."""
+        base = self.public_base_url.strip().rstrip("/")
+        host = urlsplit(base).hostname or ""
+        if not host or host == "localhost" or host.endswith(".localhost"):
+            return None
+        try:
+            if ip_address(host).is_loopback or ip_address(host).is_unspecified:
+                return None
+        except ValueError:
+            pass  # a host name
+        return base

@@ -57,6 +57,7 @@ def build_worker(
         call_poll_interval=settings.call_poll_interval_seconds,
         on_call_email=settings.practice_on_call_email,
         practice_time_zone=settings.practice_time_zone,
+        call_status_callbacks=settings.public_webhook_base() is not None,
     )
     records = CaseRecordActivities(
         store, settings.practice_time_zone, settings.practice_on_call_email

@@ -6,7 +6,9 @@ from fastapi import FastAPI
 
 from settings import Settings
 from temporal_env.codec import EncryptionCodec, parse_keys
+from web import integrations, sendgrid_events, twilio_hooks
 from web.codec_server import add_codec_server
+from web.context import WebContext
 
 
 class ServeError(ValueError):
@@ -25,6 +27,11 @@ def create_app(settings: Settings) -> FastAPI:
             )
         codec = EncryptionCodec(parse_keys(keys.get_secret_value()))
         add_codec_server(app, codec, token.get_secret_value(), settings.temporal_ui_url)
+
+    context = WebContext(settings)
+    app.include_router(twilio_hooks.router(context))
+    app.include_router(sendgrid_events.router(context))
+    app.include_router(integrations.router(context))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
