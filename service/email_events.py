@@ -39,16 +39,17 @@ class EmailEventSummary:
 
 
 def _reason(event: Mapping[str, Any]) -> str:
-    """Why the address is not used, from SendGrid's fields that quote no address or text."""
+    """Why the address is not used, from SendGrid's fields that quote no address or text (its
+    `reason` quotes the receiving server, often the address itself: it is not kept)."""
     kind = str(event.get("event"))
-    parts = [f"SendGrid {kind}"]
+    reason = f"SendGrid {kind}"
     bounce_type = event.get("type")
-    if kind == "bounce" and isinstance(bounce_type, str) and bounce_type.isalpha():
-        parts.append(bounce_type[:20])
+    if isinstance(bounce_type, str) and bounce_type.isalpha() and bounce_type != kind:
+        reason += f" ({bounce_type[:20]})"
     status = event.get("status")
     if isinstance(status, str) and status.replace(".", "").isdigit():
-        parts.append(status[:10])
-    return " ".join(parts)
+        reason += f", status {status[:10]}"
+    return reason
 
 
 class EmailEventService:

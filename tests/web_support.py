@@ -74,7 +74,8 @@ async def web_client(
     """A client of the webhooks and API over the harness's store and Temporal."""
     settings = hook_settings(h.settings, signer, **changes)
     cases = CaseService(h.store, settings, h.client)
-    transport = httpx.ASGITransport(app=hooks_app(WebContext(settings, cases)))
+    context = WebContext(settings, cases, clock=h.env.get_current_time)
+    transport = httpx.ASGITransport(app=hooks_app(context))
     async with httpx.AsyncClient(transport=transport, base_url="http://internal:8000") as client:
         yield client, cases
 

@@ -5,15 +5,29 @@ test hands in the case service of its harness)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from service.cases import CaseService
 from settings import Settings
 from store.case_store import CaseStore
 
 
+async def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 class WebContext:
-    def __init__(self, settings: Settings, cases: CaseService | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        cases: CaseService | None = None,
+        clock: Callable[[], Awaitable[datetime]] = _wall_clock,
+    ) -> None:
+        """`clock`: the time events are recorded and judged at (a time-skipping test gives
+        the test server's); signature windows always use the wall clock."""
         self.settings = settings
+        self.now = clock
         self._cases = cases
         self._store: CaseStore | None = None  # opened here, so closed here
         self._lock = asyncio.Lock()

@@ -8,7 +8,6 @@ that does not fit is answered 422 with the field named (FastAPI's validation of
 
 # No `from __future__ import annotations`: FastAPI resolves the dependencies' annotations at
 # runtime, and they name functions local to `router`.
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException
@@ -69,7 +68,7 @@ def router(context: WebContext) -> APIRouter:
         was cancelled or moved (`moved_to`). An event id seen before answers what it did then,
         with `repeat: true`."""
         try:
-            return await integrations.report(integration_id, event, datetime.now(UTC))
+            return await integrations.report(integration_id, event, await context.now())
         except EventInFlight as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from None
         except (CaseError, IntegrationError) as exc:

@@ -44,8 +44,9 @@ def router(context: WebContext) -> APIRouter:
         if await cases.store.has_receipt(replay_key):
             log.warning("SendGrid events refused: already handled (a replay)")
             raise forbidden()
-        summary = await EmailEventService(cases).apply(events, now)
-        await cases.store.add_receipt(replay_key, now)
+        at = await context.now()
+        summary = await EmailEventService(cases).apply(events, at)
+        await cases.store.add_receipt(replay_key, at)
         log.info(
             "SendGrid events: %d attempts failed, %d addresses retired, %d ignored",
             len(summary.failed_attempts),

@@ -15,7 +15,6 @@ first delivery was handled, the repeat is refused and nothing is lost; if it fai
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from twilio.twiml.messaging_response import MessagingResponse
@@ -55,7 +54,7 @@ def router(context: WebContext) -> APIRouter:
         replies = ReplyService(await context.cases(), settings)
         try:
             outcome = await replies.receive(
-                sid, sender, str(form.get("Body") or ""), datetime.now(UTC)
+                sid, sender, str(form.get("Body") or ""), await context.now()
             )
         except AlreadyHandled:
             log.warning("Twilio inbound text refused: already handled (a replay)")
@@ -80,7 +79,7 @@ def router(context: WebContext) -> APIRouter:
             raise forbidden()
         answered_by = form.get("AnsweredBy")
         outcome = call_outcome_from(status, str(answered_by) if answered_by else None)
-        now = datetime.now(UTC)
+        now = await context.now()
         if outcome is not None:
             await store.finish_call(sid, outcome.result, outcome.detail, now)
         await store.add_receipt(key, now)
