@@ -198,7 +198,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
     try:
         app = create_app(settings)
-    except (ServeError, PayloadKeyError) as exc:
+    except (ServeError, PayloadKeyError, ValueError) as exc:  # e.g. a bad webhook key
         raise UserError(str(exc)) from None
     host, port = args.host or settings.web_host, args.port or settings.web_port
     base = settings.public_base_url.rstrip("/")
@@ -209,6 +209,11 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
             f"codec server: {base}/codec (Web UI: temporal server start-dev "
             f"--ui-codec-endpoint {base}/codec; send the token as a Bearer token)"
         )
+    print(
+        f"webhooks: Twilio SMS {base}/twilio/sms, call status {base}/twilio/call-status, "
+        f"SendGrid events {base}/sendgrid/events; practice systems: {base}/api/v1/events "
+        f"(schema: {base}/api/docs)"
+    )
     await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
 
 

@@ -14,6 +14,7 @@ twice (SendGrid retries): each change is idempotent.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +25,8 @@ from service.cases import CaseError, CaseService
 
 log = logging.getLogger(__name__)
 
+_ADDRESS = re.compile(r"^[^\x00-\x20@]{1,200}@[^\x00-\x20@]{1,200}$")
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # X-Message-Id: URL-safe base64
 FAILING_EVENTS = {
     "bounce": "bounced",
     "dropped": "was dropped by SendGrid",
@@ -67,14 +70,14 @@ class EmailEventService:
             assert isinstance(event, Mapping)
             reason = _reason(event)
             email = event.get("email")
-            if isinstance(email, str) and "@" in email and len(email) <= 254:
+            if isinstance(email, str) and _ADDRESS.match(email):
                 await self._store.suppress_email(email, reason, now)
                 summary.suppressed += 1
             message_id = str(event.get("sg_message_id") or "").split(".", 1)[0]
-            if not message_id:
+            if not _MESSAGE_ID.match(message_id):
                 continue
             detail = f"the email {FAILING_EVENTS[kind]} ({reason}); the address is not used again"
-            key = await self._store.fail_email(message_id[:100], AttemptResult.failed, detail, now)
+            key = await self._store.fail_email(message_id, AttemptResult.failed, detail, now)
             if key is not None:
                 summary.failed_attempts.append(key)
                 await self._note(key, detail)

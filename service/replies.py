@@ -84,7 +84,9 @@ class ReplyService:
         previous = await self._store.get_inbound(message_sid)
         if previous is not None and previous.state == "done":
             raise AlreadyHandled(message_sid)
-        number = re.sub(r"[ \-().]", "", from_number)
+        await self._cases.temporal()  # unreachable: raised (503), the text stays unhandled
+        body = body.replace("\x00", "")  # PostgreSQL cannot store a NUL in text
+        number = re.sub(r"[ \-().]", "", from_number).replace("\x00", "")
         clients = await self._store.clients_with_phone(number) if _E164.match(number) else []
         kind = keyword(body)
         therapist_id = next((c.therapist_id for c in clients if c.therapist_id), None)

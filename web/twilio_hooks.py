@@ -15,6 +15,7 @@ first delivery was handled, the repeat is refused and nothing is lost; if it fai
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from twilio.twiml.messaging_response import MessagingResponse
@@ -29,6 +30,8 @@ from web.signatures import forbidden, twilio_form
 log = logging.getLogger(__name__)
 
 SMS_PATH = "/twilio/sms"
+_SID = re.compile(r"^[A-Za-z0-9_-]{2,64}$")  # Twilio's SM... / CA... ids
+_STATUS = re.compile(r"^[a-z-]{1,20}$")
 
 
 def _twiml(text: str | None = None) -> Response:
@@ -49,7 +52,7 @@ def router(context: WebContext) -> APIRouter:
         Answered with TwiML."""
         form = await twilio_form(request, settings)
         sid, sender = str(form.get("MessageSid") or ""), str(form.get("From") or "")
-        if not sid or len(sid) > 64 or not sender:
+        if not _SID.match(sid) or not sender or len(sender) > 32:
             raise HTTPException(status_code=400, detail="MessageSid and From are required")
         replies = ReplyService(await context.cases(), settings)
         try:
@@ -70,7 +73,7 @@ def router(context: WebContext) -> APIRouter:
         call's activity (polling while it waits) finds it."""
         form = await twilio_form(request, settings)
         sid, status = str(form.get("CallSid") or ""), str(form.get("CallStatus") or "")
-        if not sid or len(sid) > 64 or not status or len(status) > 20:
+        if not _SID.match(sid) or not _STATUS.match(status):
             raise HTTPException(status_code=400, detail="CallSid and CallStatus are required")
         store = (await context.cases()).store
         key = f"twilio-call/{sid}/{status}"
