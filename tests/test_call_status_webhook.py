@@ -6,6 +6,7 @@ change nothing."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from pydantic import SecretStr
@@ -15,12 +16,21 @@ from models.case import AttemptResult, Stage
 from models.directory import Channel
 from providers.factory import build_providers
 from providers.twilio_provider import TwilioVoice
+from service.cases import CaseService
 from settings import Settings
 from store.case_store import CaseStore
 from store.rows import AttemptRow
 from tests.fake_provider_server import FakeProviderServer
-from tests.harness import Harness, harness
-from tests.web_support import ACCOUNT, post_twilio, twilio_signature, web_client
+from tests.harness import NO_QUIET_HOURS, Harness, harness
+from tests.web_support import (
+    ACCOUNT,
+    PUBLIC,
+    hook_settings,
+    post_twilio,
+    twilio_signature,
+    web_client,
+)
+from worker import build_worker
 
 STATUS = "/twilio/call-status"
 
@@ -91,6 +101,37 @@ async def test_the_outcome_twilio_reports_is_recorded_at_once_and_only_once(
         final = await h.store.get_attempt(call.key)
         assert final is not None and final.result is AttemptResult.answered  # final stays final
         await h.attempts_recorded(handle.id, 3)
+
+
+async def test_with_callbacks_the_ringing_call_is_watched_in_the_store_not_at_twilio(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
+) -> None:
+    async with harness(time_skipping_env, sqlite_store) as h, web_client(h) as (client, _):
+        h.providers.call_in_progress = True
+        queue = f"{h.task_queue}-public"
+        settings = hook_settings(h.settings, temporal_task_queue=queue)
+        assert settings.public_webhook_base() == PUBLIC  # so the worker expects callbacks
+        public = CaseService(h.store, settings, h.client)
+        async with build_worker(h.client, settings, h.store, h.providers.bundle(), queue):
+            now = await h.env.get_current_time()
+            opened = await public.open(
+                appointment_id="PUB1",
+                client_id="C1",
+                scheduled_start=now - timedelta(minutes=25),  # the grace wait is over
+                policy=NO_QUIET_HOURS,
+                now=now,
+            )
+            h.started.append(opened.case_id)
+            call = await _ringing_call(h, opened.case_id)
+            polls = h.providers.outcome_polls
+            await asyncio.sleep(0.5)  # ~50 looks at the store, a handful of them at Twilio
+            assert h.providers.outcome_polls - polls <= 10  # polling Twilio alone: about 50
+            assert call.provider_id is not None
+            reported = await post_twilio(client, STATUS, _callback(call.provider_id, "no-answer"))
+            assert reported.status_code == 204
+            status = await h.attempts_recorded(opened.case_id, 3)
+            [voice] = [a for a in status.attempts if a.channel is Channel.voice]
+            assert (voice.result, voice.detail) == (AttemptResult.no_answer, "no-answer")
 
 
 @pytest.mark.parametrize(
