@@ -63,7 +63,7 @@ class IntegrationService:
         try:
             at_edge(_IntegrationName, {"integration_id": integration_id})
         except EdgeError as exc:
-            raise IntegrationError(f"integration id: {exc}") from None
+            raise IntegrationError(str(exc)) from None
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         if not await self._store.add_integration(integration_id, token_sha256(token), now):
             raise IntegrationError(
