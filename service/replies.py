@@ -84,7 +84,6 @@ class ReplyService:
         previous = await self._store.get_inbound(message_sid)
         if previous is not None and previous.state == "done":
             raise AlreadyHandled(message_sid)
-        await self._cases.temporal()  # unreachable: raised (503), the text stays unhandled
         body = body.replace("\x00", "")  # PostgreSQL cannot store a NUL in text
         number = re.sub(r"[ \-().]", "", from_number).replace("\x00", "")
         clients = await self._store.clients_with_phone(number) if _E164.match(number) else []
@@ -122,6 +121,7 @@ class ReplyService:
     ) -> ReplyOutcome:
         if not clients:
             return ReplyOutcome("reply", None, "from a number that is no client's; kept")
+        await self._cases.temporal()  # unreachable: raised (503), the text stays unhandled
         note = f"Texted back: {text}" if text else "Texted back (an empty message)."
         for case in await self._store.cases_of_clients(c.client_id for c in clients):
             try:
@@ -150,6 +150,7 @@ class ReplyService:
         kind: InboundKind = "stop" if withdraw else "start"
         if not clients:
             return ReplyOutcome(kind, None, "from a number that is no client's; kept")
+        await self._cases.temporal()  # unreachable: raised (503) before anything changed
         changed = []
         change = self._store.withdraw_consent if withdraw else self._store.restore_consent
         source = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from models.case import AttemptResult, Stage
@@ -175,3 +176,28 @@ async def test_a_text_without_an_open_case_goes_to_the_clients_last_case_or_is_k
         assert "kept for therapist T1" in kept.outcome
         unknown = await h.store.get_inbound("SM9")
         assert unknown is not None and unknown.client_id is None and unknown.state == "done"
+
+
+async def test_a_text_that_could_not_reach_its_case_is_handled_when_twilio_retries(
+    time_skipping_env: WorkflowEnvironment,
+    sqlite_store: CaseStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with harness(time_skipping_env, sqlite_store) as h:
+        await _client_c7(h)
+        handle = await h.start("C7")
+        await _recorded(h, handle.id)
+        params = sms_params("SM10", PHONE, "Call me please")
+
+        monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:9")  # nothing listens there
+        async with web_client(h, temporal=False) as (down, _):
+            failed = await post_twilio(down, SMS, params)
+        assert failed.status_code == 503
+        kept = await h.store.get_inbound("SM10")
+        assert kept is not None and kept.state == "received"  # kept, not yet handled
+
+        async with web_client(h) as (client, _):
+            retried = await post_twilio(client, SMS, params)
+            assert retried.status_code == 200
+            assert (await h.status(handle)).client_responded
+            assert (await post_twilio(client, SMS, params)).status_code == 403

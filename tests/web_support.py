@@ -69,11 +69,12 @@ def hooks_app(context: WebContext) -> FastAPI:
 
 @asynccontextmanager
 async def web_client(
-    h: Harness, signer: SendGridSigner | None = None, **changes: Any
+    h: Harness, signer: SendGridSigner | None = None, temporal: bool = True, **changes: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, CaseService]]:
-    """A client of the webhooks and API over the harness's store and Temporal."""
+    """A client of the webhooks and API over the harness's store and Temporal (`temporal`
+    False: Temporal is connected as in production, per TEMPORAL_ADDRESS)."""
     settings = hook_settings(h.settings, signer, **changes)
-    cases = CaseService(h.store, settings, h.client)
+    cases = CaseService(h.store, settings, h.client if temporal else None)
     context = WebContext(settings, cases, clock=h.env.get_current_time)
     transport = httpx.ASGITransport(app=hooks_app(context))
     async with httpx.AsyncClient(transport=transport, base_url="http://internal:8000") as client:
