@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     message_links: Literal["auto", "always", "never"] = "auto"
     staff_link_ttl_hours: int = Field(default=72, ge=1)  # every reminder carries a fresh one
     client_link_ttl_days: int = Field(default=14, ge=1)  # long enough to see the materials
+    # Webhooks (`starter.py serve`): Twilio's are verified with TWILIO_AUTH_TOKEN against
+    # PUBLIC_BASE_URL + path; SendGrid's signed event webhook with its verification key (the
+    # base64 public key from Mail Settings), within a window of its signed timestamp.
+    sendgrid_webhook_public_key: str | None = None
+    sendgrid_webhook_max_age_seconds: int = 86400
 
     # The practice calendar sweep (a Temporal Schedule) and its default escalation policy.
     calendar_sweep_every_seconds: int = 60
@@ -93,12 +98,22 @@ class Settings(BaseSettings):
             return None
         return self.public_base_url.rstrip("/")
 
+    def public_webhook_base(self) -> str | None:
+        """PUBLIC_BASE_URL when Twilio can reach it (not localhost, a loopback or an unspecified
+        address): only then are calls placed with a status callback; otherwise polled."""
+        base = self.public_base_url.strip().rstrip("/")
+        if _loopback(base):
+            return None
+        return base
+
 
 def _loopback(url: str) -> bool:
+    """Not reachable from a phone or a provider: no host, localhost, 127.x, ::1, 0.0.0.0."""
     host = urlsplit(url).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
+    if not host or host == "localhost" or host.endswith(".localhost"):
         return True
     try:
-        return ip_address(host).is_loopback
+        address = ip_address(host)
     except ValueError:
-        return False
+        return False  # a host name
+    return address.is_loopback or address.is_unspecified

@@ -31,6 +31,7 @@ from models.policy import PolicyError, load_policy
 from models.report import render_resolution, render_status
 from service.calendar_sweep import CalendarError, CalendarService
 from service.cases import CaseError, CaseListing, CaseService
+from service.integrations import IntegrationError, IntegrationService
 from settings import Settings
 from store.case_store import CaseStore
 from store.directory_csv import DirectoryImportError, import_directory_csv
@@ -235,7 +236,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         try:
             links = page_links(settings)
             app = create_app(settings, PageDeps(service, links, settings))
-        except (ServeError, PayloadKeyError) as exc:
+        except (ServeError, PayloadKeyError, ValueError) as exc:  # e.g. a bad webhook key
             raise UserError(str(exc)) from None
         host, port = args.host or settings.web_host, args.port or settings.web_port
         base = settings.public_base_url.rstrip("/")
@@ -252,6 +253,11 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
                 f"codec server: {base}/codec (Web UI: temporal server start-dev "
                 f"--ui-codec-endpoint {base}/codec; send the token as a Bearer token)"
             )
+        print(
+            f"webhooks: Twilio SMS {base}/twilio/sms, call status {base}/twilio/call-status, "
+            f"SendGrid events {base}/sendgrid/events; practice systems: {base}/api/v1/events "
+            f"(schema: {base}/api/docs)"
+        )
         redact_access_log()
         config = uvicorn.Config(app, host=host, port=port, log_level="info")
         await uvicorn.Server(config).serve()
@@ -373,6 +379,28 @@ async def cmd_sweep(args: argparse.Namespace, settings: Settings) -> None:
                 print(f"  {label}: {item}")
 
 
+# ---------------------------------------------------------------------- practice systems
+async def cmd_integration(args: argparse.Namespace, settings: Settings) -> None:
+    async with case_service(settings) as cases:
+        integrations = IntegrationService(cases, settings)
+        if args.integration_command == "add":
+            token = await integrations.add(args.id, datetime.now(UTC))
+            print(
+                f"integration {args.id} added. Its token, shown this once (only its hash is "
+                f"stored):\n  {token}\nSend it as `Authorization: Bearer <token>` to "
+                f"{settings.public_base_url.rstrip('/')}/api/v1/events"
+            )
+        elif args.integration_command == "remove":
+            await integrations.remove(args.id)
+            print(f"integration {args.id} removed: its token no longer works")
+        else:
+            rows = await integrations.list()
+            if not rows:
+                print("no integrations: add one with `starter.py integration add NAME`")
+            for integration_id, created in rows:
+                print(f"{integration_id:<30} added {_t(created)}")
+
+
 def shown_location(location: str) -> str:
     """A source's location without credentials or a query string (a feed's secret token)."""
     parts = urlsplit(location)
@@ -492,6 +520,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", required=True)
     p.set_defaults(run=cmd_sweep)
 
+    p = sub.add_parser("integration", help="practice systems that report events (the API)")
+    isub = p.add_subparsers(dest="integration_command", required=True)
+    i = isub.add_parser("add", help="add one and print its token (once)")
+    i.add_argument("id", help="a short name, e.g. ehr (ASCII letters, digits, _ . : -)")
+    i = isub.add_parser("list", help="the integrations")
+    i = isub.add_parser("remove", help="remove one (its token stops working)")
+    i.add_argument("id")
+    p.set_defaults(run=cmd_integration)
+
     p = sub.add_parser("serve", help="the web service: the pages, the codec server for the Web UI")
     p.add_argument("--host", help="default WEB_HOST (127.0.0.1)")
     p.add_argument("--port", type=int, help="default WEB_PORT (8000)")
@@ -521,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         PolicyError,
         SecretsKeyError,
         PayloadKeyError,
+        IntegrationError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

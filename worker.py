@@ -60,6 +60,7 @@ def build_worker(
         on_call_email=settings.practice_on_call_email,
         practice_time_zone=settings.practice_time_zone,
         links=lambda: message_links(settings),
+        call_status_callbacks=settings.public_webhook_base() is not None,
     )
     records = CaseRecordActivities(
         store, settings.practice_time_zone, settings.practice_on_call_email

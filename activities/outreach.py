@@ -22,6 +22,7 @@ misconfiguration, the store unreachable) is raised for Temporal to retry until i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -70,6 +71,21 @@ _DRY_RUN_VERB = {Channel.sms: "text", Channel.email: "email", Channel.voice: "ca
 class UnknownRecipientError(Exception):
     """The directory has no usable record for this recipient (deleted, or consent withdrawn)."""
 
+    result = AttemptResult.failed
+
+
+class SuppressedAddressError(UnknownRecipientError):
+    """The email address bounced, was dropped or reported our mail as spam (SendGrid's event
+    webhook): recorded `invalid_recipient`, so the case stops using it."""
+
+    result = AttemptResult.invalid_recipient
+
+
+# With Twilio's status callback the outcome of a call arrives in the store (the web service's
+# webhook): the activity looks there every tick and asks Twilio itself only every this many
+# ticks, in case a callback was lost.
+POLL_TWILIO_EVERY_WITH_CALLBACKS = 12
+
 
 class OutreachActivities:
     def __init__(
@@ -81,7 +97,9 @@ class OutreachActivities:
         on_call_email: str | None = None,
         practice_time_zone: str = "UTC",
         links: Callable[[], PageLinks | None] | None = None,
+        call_status_callbacks: bool = False,
     ) -> None:
+        self._call_status_callbacks = call_status_callbacks
         self._practice_time_zone = practice_time_zone
         self._links_factory = links
         self._links: PageLinks | None = None
@@ -137,9 +155,9 @@ class OutreachActivities:
         therapist = await self._store.get_therapist(request.therapist_id)
         try:
             recipient = await self._recipient(request, client, therapist)
+            address = await self._address(request, recipient)
         except UnknownRecipientError as exc:
-            return await self._finish(request, AttemptResult.failed, str(exc), at)
-        address = recipient.email if request.channel is Channel.email else recipient.phone
+            return await self._finish(request, exc.result, str(exc), at)
         if not address:
             detail = f"no {request.channel.value} address on file"
             return await self._finish(request, AttemptResult.invalid_recipient, detail, at)
@@ -263,8 +281,16 @@ class OutreachActivities:
         if provider_id is None:
             detail = "the provider accepted the call without a call id"
             return await self._finish(request, AttemptResult.unconfirmed, detail, at)
+        twilio_every = POLL_TWILIO_EVERY_WITH_CALLBACKS if self._call_status_callbacks else 1
         try:
-            while True:
+            for tick in itertools.count():
+                row = await self._store.get_attempt(request.key)
+                if row is not None and row.state == "done":  # the status callback recorded it
+                    return row.as_attempt()
+                if tick % twilio_every:
+                    activity.heartbeat({"call_id": provider_id})
+                    await asyncio.sleep(self._poll_interval)
+                    continue
                 try:
                     outcome = await self._providers.voice.call_outcome(provider_id)
                 except PermanentDeliveryError as exc:  # e.g. the call vanished: record, move on
@@ -279,6 +305,7 @@ class OutreachActivities:
                 await asyncio.sleep(self._poll_interval)
         except asyncio.CancelledError:  # the case was closed while the call was ringing
             return await self._closed_meanwhile(request, provider_id, at)
+        raise AssertionError("unreachable: the poll loop only returns")
 
     async def _finish(
         self,
@@ -330,6 +357,16 @@ class OutreachActivities:
     ) -> ProviderReceipt:
         return await self._providers.voice.start_call(to, message.body)
 
+    async def _address(self, request: OutreachRequest, recipient: Recipient) -> str | None:
+        """The recipient's address on this channel, unless SendGrid reported it unusable."""
+        if request.channel is not Channel.email:
+            return recipient.phone
+        if recipient.email:
+            reason = await self._store.email_suppression(recipient.email)
+            if reason is not None:
+                raise SuppressedAddressError(f"email address not used: {reason}")
+        return recipient.email
+
     async def _recipient(
         self, request: OutreachRequest, client: ClientProfile | None, therapist: Therapist | None
     ) -> Recipient:
@@ -340,6 +377,13 @@ class OutreachActivities:
                 raise UnknownRecipientError("client is no longer in the directory")
             if role is RecipientRole.client:
                 if request.channel not in client.reachable_channels():
+                    if _withdrawn(client, request.channel):
+                        # Recorded failed, not opted_out: opted_out retires the phone number
+                        # in the case, and a client who texted STOP may still be called.
+                        raise UnknownRecipientError(
+                            f"not sent: the client withdrew consent to {request.channel.value} "
+                            "since the case opened (e.g. texted STOP)"
+                        )
                     raise UnknownRecipientError(f"no {request.channel.value} consent on record")
                 return Recipient(client.first_name, client.phone, client.email, client.client_id)
             contact = client.emergency_contact
@@ -387,6 +431,12 @@ class OutreachActivities:
             waited=format_duration(request.waited) if request.waited else "",
             client_intent=request.client_intent,
         )
+
+
+def _withdrawn(client: ClientProfile, channel: Channel) -> bool:
+    """Is the client's last consent change on this channel a withdrawal (e.g. STOP)?"""
+    changes = [c for c in client.consent_changes if c.channel is channel]
+    return bool(changes) and not changes[-1].granted
 
 
 def _context(request: OutreachRequest) -> dict[str, Any]:

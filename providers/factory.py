@@ -5,7 +5,7 @@ from __future__ import annotations
 from providers.base import EmailSender, Providers, SmsSender, VoiceCaller
 from providers.dry_run import DryRunEmail, DryRunSms, DryRunVoice
 from providers.sendgrid_provider import SendGridEmail
-from providers.twilio_provider import TwilioSms, TwilioVoice
+from providers.twilio_provider import CALL_STATUS_PATH, TwilioSms, TwilioVoice
 from settings import Settings
 
 
@@ -20,7 +20,9 @@ def build_providers(settings: Settings) -> Providers:
             settings.twilio_from_number,
             settings.twilio_api_base_url,
         )
-        sms, voice = TwilioSms(*args), TwilioVoice(*args)
+        public = settings.public_webhook_base()
+        callback = public + CALL_STATUS_PATH if public else None
+        sms, voice = TwilioSms(*args), TwilioVoice(*args, status_callback=callback)
     else:
         sms, voice = DryRunSms(), DryRunVoice()
     if settings.sendgrid_api_key and settings.sendgrid_from_email:

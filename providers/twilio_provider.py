@@ -134,16 +134,36 @@ class TwilioSms(_TwilioBase):
         return ProviderReceipt(provider_id=message.sid, detail=str(message.status or ""))
 
 
+CALL_STATUS_PATH = "/twilio/call-status"
+
+
 class TwilioVoice(_TwilioBase):
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        from_number: str,
+        base_url: str,
+        status_callback: str | None = None,
+    ) -> None:
+        """`status_callback`: the public URL of the web service's call-status webhook, or None
+        (no public URL configured: the activity polls the call until it ends)."""
+        super().__init__(account_sid, auth_token, from_number, base_url)
+        self._status_callback = status_callback
+
     async def start_call(self, to: str, spoken_message: str) -> ProviderReceipt:
         twiml = VoiceResponse()
         twiml.say(spoken_message)
+        options: dict[str, Any] = {}
+        if self._status_callback:  # Twilio posts the final status (default event: completed)
+            options = {"status_callback": self._status_callback, "status_callback_method": "POST"}
         call = await self._call(
             self.client().calls.create_async(
                 to=to,
                 from_=self._from,
                 twiml=str(twiml),
                 machine_detection="DetectMessageEnd",  # speak after the beep on a machine
+                **options,
             )
         )
         return ProviderReceipt(provider_id=call.sid, detail=str(call.status or ""))

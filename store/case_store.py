@@ -37,6 +37,7 @@ from store.schema import (
     TherapistTable,
 )
 from store.stats import CaseStatsQueries
+from store.web_records import WebRecords
 
 __all__ = ["AttemptRow", "AttemptState", "AttendanceStatus", "CaseRow", "CaseStore"]
 
@@ -48,7 +49,7 @@ _UPSERTS: dict[str, Callable[[Any], Upsert]] = {
 _SQLITE_BUSY_TIMEOUT_S = 30  # several activities may write at once; wait rather than fail
 
 
-class CaseStore(CalendarRecords, CaseStatsQueries):
+class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
     def __init__(self, engine: AsyncEngine) -> None:
         if engine.dialect.name not in _UPSERTS:
             raise ValueError(f"unsupported database {engine.dialect.name!r}: SQLite or PostgreSQL")

@@ -168,3 +168,62 @@ class CalendarSessionTable(Base):
     # When a complete read first missed a session whose case is open (deleted or moved out of
     # the window?): reported cancelled only if the next complete read misses it too.
     absent_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class IntegrationTable(Base):
+    """A practice-management system or EHR allowed to report events (`POST /api/v1/events`).
+    Only the SHA-256 of its bearer token is kept: the token is printed once, when it is added."""
+
+    __tablename__ = "integrations"
+    integration_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class IntegrationEventTable(Base):
+    """Each event an integration reported, by its own event id, and what it did: the same event
+    again answers the same and changes nothing. `effect` ("checked_in/<appointment>") makes a
+    second event with another id but the same meaning a no-op too."""
+
+    __tablename__ = "integration_events"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # "<integration>/<event id>"
+    effect: Mapped[str | None] = mapped_column(String(300), unique=True)
+    state: Mapped[str] = mapped_column(String(10))  # pending | done
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class InboundMessageTable(Base):
+    """PHI: every text a client (or anyone) sent to the practice's number, by Twilio's
+    MessageSid, with what was done about it. A MessageSid already `done` is a replay."""
+
+    __tablename__ = "inbound_messages"
+    message_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    from_number: Mapped[str] = mapped_column(String(32), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20))  # reply | stop | start | help
+    client_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    therapist_id: Mapped[str | None] = mapped_column(String(64))
+    case_id: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(10))  # received | done
+    outcome: Mapped[str] = mapped_column(Text, default="")
+
+
+class WebhookReceiptTable(Base):
+    """A signed provider request already handled (a Twilio call-status callback, a SendGrid
+    event batch): the same request again is a replay, refused with 403."""
+
+    __tablename__ = "webhook_receipts"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class EmailSuppressionTable(Base):
+    """PHI: an email address that bounced, was dropped or reported our mail as spam (SendGrid's
+    event webhook): later messages to it are skipped, recorded with the reason."""
+
+    __tablename__ = "email_suppressions"
+    address: Mapped[str] = mapped_column(String(254), primary_key=True)  # lower-cased
+    reason: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -43,6 +43,8 @@ class RecordingProviders:
     timeouts_after_send: dict[str, int] = field(default_factory=dict)  # sent, then no answer
     retry_after: float | None = None  # what a refusal says in Retry-After
     call_result: AttemptResult = AttemptResult.voicemail
+    call_in_progress: bool = False  # every call rings until a status callback says otherwise
+    outcome_polls: int = 0  # how often a call's outcome was asked of the provider
     tries: list[str] = field(default_factory=list)  # every provider call, failed ones included
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -106,4 +108,7 @@ class _Voice:
         return self._log._record("voice", to, spoken_message)
 
     async def call_outcome(self, call_id: str) -> CallOutcome | None:
+        self._log.outcome_polls += 1
+        if self._log.call_in_progress:
+            return None
         return CallOutcome(result=self._log.call_result)

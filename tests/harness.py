@@ -4,6 +4,7 @@ Cases are opened and answered through the case service, as the CLI does."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -109,6 +110,19 @@ class Harness:
 
     async def status(self, handle: WorkflowHandle[Any, Resolution]) -> CaseStatus:
         return await handle.query(MissedSessionWorkflow.case_status)
+
+    async def attempts_recorded(self, case_id: str, count: int) -> CaseStatus:
+        """Until the case has recorded `count` attempts (nothing left in flight: terminating a
+        case while an activity runs can stall the time-skipping server for later tests)."""
+        for _ in range(1000):
+            status = await self.status_of(case_id)
+            if len(status.attempts) >= count:
+                return status
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"case never recorded {count} attempts")
+
+    async def status_of(self, case_id: str) -> CaseStatus:
+        return await self.status(self.client.get_workflow_handle(case_id, result_type=Resolution))
 
     async def advance_to(self, handle: WorkflowHandle[Any, Resolution], stage: str) -> CaseStatus:
         """Skip time until the case reaches `stage` (bounded)."""

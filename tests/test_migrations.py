@@ -319,7 +319,12 @@ def _record_writes(engine: AsyncEngine) -> list[str]:
 def test_the_revisions_are_one_line_from_the_baseline() -> None:
     scripts = ScriptDirectory.from_config(migrations.alembic_config())
     chain = [s.revision for s in reversed(list(scripts.walk_revisions()))]
-    assert chain == ["0001_baseline", "0002_calendar", "0003_calendar_sweep_state"]
+    assert chain == [
+        "0001_baseline",
+        "0002_calendar",
+        "0003_calendar_sweep_state",
+        "0004_web_integrations",
+    ]
     assert chain[-1] == HEAD and chain[0] == migrations.BASELINE
 
 

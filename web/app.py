@@ -1,5 +1,6 @@
 """The ASGI app `starter.py serve` (and the demo) runs on uvicorn: the pages reached from the
-links in messages (close-out, client), and the codec server for the Web UI."""
+links in messages (close-out, client), the webhooks of Twilio and SendGrid, the practice
+systems' API, and the codec server for the Web UI."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from fastapi.staticfiles import StaticFiles
 
 from settings import Settings
 from temporal_env.codec import EncryptionCodec, parse_keys
+from web import integrations, sendgrid_events, twilio_hooks
 from web.client_page import client_router
 from web.close_out import close_out_router
 from web.codec_server import add_codec_server
+from web.context import WebContext
 from web.pages import STATIC, PageDeps, PageProblem, problem_page, with_security_headers
 
 
@@ -19,7 +22,8 @@ class ServeError(ValueError):
 
 
 def create_app(settings: Settings, pages: PageDeps | None = None) -> FastAPI:
-    """The app; with `pages` (the case service, the links, a clock) it serves the pages."""
+    """The app; with `pages` (the case service, the links, a clock) it serves the pages too.
+    The webhooks and the API share the pages' case service when there is one."""
     app = FastAPI(title="Missed Session Outreach", docs_url="/api/docs")
     keys = settings.payload_keys
     if keys is not None:
@@ -31,6 +35,11 @@ def create_app(settings: Settings, pages: PageDeps | None = None) -> FastAPI:
             )
         codec = EncryptionCodec(parse_keys(keys.get_secret_value()))
         add_codec_server(app, codec, token.get_secret_value(), settings.temporal_ui_url)
+
+    context = WebContext(settings, pages.service if pages is not None else None)
+    app.include_router(twilio_hooks.router(context))
+    app.include_router(sendgrid_events.router(context))
+    app.include_router(integrations.router(context))
 
     if pages is not None:
         app.include_router(close_out_router(pages))
