@@ -4,7 +4,7 @@ Twilio's permanent errors), through the official clients, on the real dev server
 
 Every case must reach its therapist (or a documented dead end), and the endpoint's log must
 agree with the case store: every message the endpoint took is recorded, once; none doubled.
-`DRILL_CASES` sets the number of cases: 50 in `make test` (the suite stays under five
+`DRILL_CASES` sets the number of cases: 30 in `make test` (the suite stays under five
 minutes); `DRILL_CASES=200` runs the issue's 200."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from worker import build_worker
 from workflows.missed_session import MissedSessionWorkflow
 
 ROOT = Path(__file__).parent.parent
-CASES = int(os.environ.get("DRILL_CASES", "50"))
+CASES = int(os.environ.get("DRILL_CASES", "30"))
 TAKEN = frozenset({"sent", "answered", "voicemail", "no_answer", "busy"})
 
 

@@ -694,8 +694,10 @@ class MissedSessionWorkflow:
             attempt = await workflow.execute_activity_method(
                 method,
                 request,
+                # A text or an email is one request (at most 20 s, then "may have been sent"):
+                # a worker that died mid-request is noticed after 30 s, not minutes.
                 start_to_close_timeout=(
-                    timedelta(minutes=15) if channel is Channel.voice else timedelta(minutes=1)
+                    timedelta(minutes=15) if channel is Channel.voice else timedelta(seconds=30)
                 ),
                 heartbeat_timeout=CALL_HEARTBEAT if channel is Channel.voice else None,
                 retry_policy=MESSAGE_RETRY,
