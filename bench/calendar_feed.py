@@ -58,7 +58,28 @@ REPEATS = 3
 TARGET = 2.0
 
 # The zone's rules as icalendar writes them from the tz database (observances to 2038).
-VTIMEZONE = icalendar.Timezone.from_tzid("America/New_York").to_ical().decode().strip()
+# America/New_York's rules since 2007, as calendar exports write them.
+VTIMEZONE = "\n".join(
+    [
+        "BEGIN:VTIMEZONE",
+        "TZID:America/New_York",
+        "BEGIN:DAYLIGHT",
+        "TZOFFSETFROM:-0500",
+        "TZOFFSETTO:-0400",
+        "TZNAME:EDT",
+        "DTSTART:19700308T020000",
+        "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU",
+        "END:DAYLIGHT",
+        "BEGIN:STANDARD",
+        "TZOFFSETFROM:-0400",
+        "TZOFFSETTO:-0500",
+        "TZNAME:EST",
+        "DTSTART:19701101T020000",
+        "RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU",
+        "END:STANDARD",
+        "END:VTIMEZONE",
+    ]
+)
 
 SOURCE = CalendarSource(
     source_id="bench",
