@@ -36,6 +36,7 @@ from temporal_env.logging_setup import configure_logging
 from temporal_env.metrics import CaseMetrics, prometheus_runtime, publish_forever
 from temporal_env.process import exit_now
 from workflows.calendar_sweep import CalendarSweepWorkflow
+from workflows.client_text_notice import ClientTextNoticeWorkflow
 from workflows.missed_session import MissedSessionWorkflow
 
 log = logging.getLogger("worker")
@@ -71,7 +72,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=queue,
-        workflows=[MissedSessionWorkflow, CalendarSweepWorkflow],
+        workflows=[MissedSessionWorkflow, CalendarSweepWorkflow, ClientTextNoticeWorkflow],
         activities=[
             sweep.list_calendar_sources,
             sweep.sweep_calendar_source,

@@ -330,7 +330,7 @@ class OutreachActivities:
     def _link(self, request: OutreachRequest, recipient: Recipient, at: datetime) -> str:
         """This recipient's page link, minted now (expiring from now), or "" when messages
         carry no links or this recipient never gets one (emergency contact, on-call, calls)."""
-        if request.channel is Channel.voice or request.purpose is Purpose.emergency_contact_check:
+        if request.channel is Channel.voice or request.purpose in _NO_LINK:
             return ""
         if self._links is None and self._links_factory is not None:
             self._links = self._links_factory()  # reads the link secret: once, in an activity
@@ -430,7 +430,12 @@ class OutreachActivities:
             scheduled_start=request.scheduled_start,
             waited=format_duration(request.waited) if request.waited else "",
             client_intent=request.client_intent,
+            client_id=request.client_id,
         )
+
+
+# No page behind these: the emergency contact has none, a text notice is about no case.
+_NO_LINK = frozenset({Purpose.emergency_contact_check, Purpose.client_texted})
 
 
 def _withdrawn(client: ClientProfile, channel: Channel) -> bool:

@@ -50,6 +50,7 @@ class Purpose(StrEnum):
     supervisor_escalation = "supervisor_escalation"
     therapist_outreach_started = "therapist_outreach_started"  # high risk: told at the start
     supervisor_reminder = "supervisor_reminder"  # re-notified while the case stays open
+    client_texted = "client_texted"  # a client with no open case texted the practice
 
 
 class StaffSituation(StrEnum):

@@ -48,6 +48,7 @@ class MessageFacts(BaseModel):
     situation: StaffSituation | None = None
     link: str = ""  # this recipient's page link, if messages carry links
     client_intent: ClientIntent | None = None  # staff: what the client chose on their page
+    client_id: str = ""  # staff: the directory id (never the name)
 
 
 class Message(BaseModel):
@@ -166,6 +167,12 @@ def _staff(purpose: Purpose, facts: MessageFacts) -> Message:
         else ""
     )
     happened = (f" {_SITUATION[facts.situation]}" if facts.situation else "") + answered
+    if purpose is Purpose.client_texted:
+        return Message(
+            subject=f"Client {facts.client_id} texted the practice",
+            body=f"Client {facts.client_id} texted the practice's number and has no open "
+            "missed-session case. The text is kept in their record. Please follow up.",
+        )
     if purpose is Purpose.therapist_outreach_started:
         return Message(
             subject=f"High-risk client: outreach started for case {case}",

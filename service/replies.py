@@ -22,10 +22,14 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
 from models.directory import Channel, ClientProfile
 from service.cases import CaseError, CaseService
 from settings import Settings
 from store.web_records import InboundKind
+from workflows.client_text_notice import ClientTextNoticeWorkflow, TextNotice
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +116,8 @@ class ReplyService:
             )
         else:
             outcome = await self._reply(clients, clean_text(body), therapist_id)
+            if outcome.case_id is None or outcome.outcome.startswith("no open case"):
+                await self._tell_therapist(message_sid, clients, therapist_id)
         await self._store.finish_inbound(message_sid, outcome.case_id, outcome.outcome)
         log.info("inbound text handled: %s", outcome.kind, extra={"case_id": outcome.case_id})
         return outcome
@@ -143,6 +149,26 @@ class ReplyService:
             )
         who = f"therapist {therapist_id}" if therapist_id else "no therapist on file"
         return ReplyOutcome("reply", None, f"no case for this client; kept for {who}")
+
+    async def _tell_therapist(
+        self, message_sid: str, clients: list[ClientProfile], therapist_id: str | None
+    ) -> None:
+        """No open case took the text: the therapist of record is told (by a workflow, so the
+        email is sent once and retried like every message; its id is Twilio's MessageSid)."""
+        if not clients or therapist_id is None:
+            return
+        client = await self._cases.temporal()
+        notice = TextNotice(client_id=clients[0].client_id, therapist_id=therapist_id)
+        try:
+            await client.start_workflow(
+                ClientTextNoticeWorkflow.run,
+                notice,
+                id=f"client-text-{message_sid}",
+                task_queue=self._settings.temporal_task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # told already (Twilio delivered the text again)
 
     async def _consent(
         self, clients: list[ClientProfile], now: datetime, withdraw: bool

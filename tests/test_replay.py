@@ -20,6 +20,7 @@ from models.edge import EdgeError, at_edge
 from models.policy import QuietHours
 from models.quiet_hours import next_allowed_send_time
 from tests.record_histories import HISTORIES, SCENARIOS
+from workflows.client_text_notice import ClientTextNoticeWorkflow
 from workflows.missed_session import MissedSessionWorkflow
 
 SAVED = sorted(HISTORIES.glob("*.json"))
@@ -30,7 +31,10 @@ def _history(path: Path) -> WorkflowHistory:
 
 
 async def _replay(path: Path) -> None:
-    replayer = Replayer(workflows=[MissedSessionWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[MissedSessionWorkflow, ClientTextNoticeWorkflow],
+        data_converter=pydantic_data_converter,
+    )
     await replayer.replay_workflow(_history(path))
 
 

@@ -176,6 +176,19 @@ async def test_a_text_without_an_open_case_goes_to_the_clients_last_case_or_is_k
         assert "kept for therapist T1" in kept.outcome
         unknown = await h.store.get_inbound("SM9")
         assert unknown is not None and unknown.client_id is None and unknown.state == "done"
+        again = await post_twilio(client, SMS, sms_params("SM8", "+15555550178", "Hello?"))
+        # The therapist of record is told of both texts no open case took, once each (the
+        # retried delivery of SM8 tells nobody again), by id and never with the text.
+        for sid in ("SM7", "SM8"):
+            notice = h.client.get_workflow_handle(f"client-text-{sid}")
+            await notice.result()
+        told = [s for s in h.providers.sent if s.to == "maya.lin@example.org"]
+        assert again.status_code == 403
+        assert sorted(s.subject for s in told) == [
+            "Client C7 texted the practice",
+            "Client C8 texted the practice",
+        ]
+        assert all("Thanks for today" not in s.body and "Hello?" not in s.body for s in told)
 
 
 async def test_a_text_that_could_not_reach_its_case_is_handled_when_twilio_retries(
