@@ -27,7 +27,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from temporalio.worker import Worker
 
 from bench.floor import FloorWorkflow, Shape, noop, shape_of
 from bench.machine import machine_line
+from bench.reaction import percentile, reaction_times
 from models.answers import CaseOutcome, ClientReached, FeeChoice, FeeDecision
 from models.case import Stage
 from models.policy import EscalationPolicy, load_policy, validate_policy
@@ -86,6 +87,8 @@ class Run:
     cases: int
     started_in: float  # seconds to start them all
     finished_in: float  # seconds from the first start to the last close
+    outreach_reactions: list[float] = field(default_factory=list)  # grace fired -> first send
+    closing_reactions: list[float] = field(default_factory=list)  # close-out -> resolution
 
     @property
     def cases_per_second(self) -> float:
@@ -192,8 +195,23 @@ async def _run_cases(service: CaseService, policy: EscalationPolicy, n: int) -> 
         await asyncio.sleep(0.25)
     await asyncio.gather(*tasks)
     client = await service.temporal()
-    await asyncio.gather(*(client.get_workflow_handle(i).result() for i in ids))
-    return Run("cases", n, started, time.perf_counter() - began)
+    for case_id in ids:
+        try:
+            await client.get_workflow_handle(case_id).result()
+        except Exception as exc:
+            cause = exc
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            print(f"case {case_id} failed: {exc!r} <- {cause!r}")
+    run = Run("cases", n, started, time.perf_counter() - began)
+    for case_id in ids:
+        history = await client.get_workflow_handle(case_id).fetch_history()
+        outreach, closing = reaction_times(history)
+        if outreach is not None:
+            run.outreach_reactions.append(outreach)
+        if closing is not None:
+            run.closing_reactions.append(closing)
+    return run
 
 
 def _profile_summary(profile: cProfile.Profile, top: int = 8) -> list[str]:
@@ -269,6 +287,17 @@ async def measure(n: int, store_kind: str, profile: bool) -> list[str]:
         f"ratio cases/floor: {cases.cases_per_second / floor.cases_per_second:.2f} "
         "(target at least 0.8)",
     ]
+    for label, values, target in (
+        ("grace timer fired -> first outreach request", cases.outreach_reactions, 1.0),
+        ("close-out -> resolution in the store", cases.closing_reactions, 2.0),
+    ):
+        if values:
+            p50, p99 = percentile(values, 50), percentile(values, 99)
+            met = "met" if p99 < target else "not met"
+            lines.append(
+                f"reaction, {label}: p50 {p50:.3f} s, p99 {p99:.3f} s over {len(values)} "
+                f"cases (target p99 under {target:g} s: {met})"
+            )
     if profiler:
         lines += _profile_summary(profiler)
     return lines

@@ -1,0 +1,63 @@
+"""Reaction times read from a case's history (the server's own timestamps, so the driver's
+polling does not count): from the grace timer firing to the first outreach request starting,
+and from the therapist's close-out (the Update accepted) to the resolution written to the
+case store (the `record_resolution` step completed)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
+
+_SENDS = frozenset({"place_call", "send_sms", "send_email"})
+
+
+def _at(event: object) -> datetime:
+    return event.event_time.ToDatetime()  # type: ignore[attr-defined,no-any-return]
+
+
+def reaction_times(history: WorkflowHistory) -> tuple[float | None, float | None]:
+    """(grace fired -> first send started, close-out accepted -> resolution recorded), s."""
+    events = list(history.events)
+    scheduled: dict[int, str] = {}
+    first_timer_fired: datetime | None = None
+    first_send: datetime | None = None
+    accepted: datetime | None = None
+    recorded: datetime | None = None
+    for event in events:
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_TIMER_FIRED and first_timer_fired is None:
+            first_timer_fired = _at(event)
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = (
+                event.activity_task_scheduled_event_attributes.activity_type.name
+            )
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED and first_send is None:
+            started = event.activity_task_started_event_attributes.scheduled_event_id
+            if scheduled.get(started) in _SENDS and first_timer_fired is not None:
+                first_send = _at(event)
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            update = event.workflow_execution_update_accepted_event_attributes
+            if update.accepted_request.input.name == "client_reached":
+                accepted = _at(event)
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED and accepted is not None:
+            details = event.marker_recorded_event_attributes.details
+            if b"record_resolution" in b"".join(p.data for p in details["data"].payloads):
+                recorded = _at(event)
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED and accepted is not None:
+            done = event.activity_task_completed_event_attributes.scheduled_event_id
+            if scheduled.get(done) == "record_resolution":
+                recorded = _at(event)
+    outreach = (
+        (first_send - first_timer_fired).total_seconds()
+        if first_send and first_timer_fired
+        else None
+    )
+    closing = (recorded - accepted).total_seconds() if recorded and accepted else None
+    return outreach, closing
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
