@@ -115,15 +115,13 @@ class ReplyService:
                 f"{self._settings.practice_callback_number}.",
             )
         else:
-            outcome = await self._reply(clients, clean_text(body), therapist_id)
-            if outcome.case_id is None or outcome.outcome.startswith("no open case"):
-                await self._tell_therapist(message_sid, clients, therapist_id)
+            outcome = await self._reply(message_sid, clients, clean_text(body), therapist_id)
         await self._store.finish_inbound(message_sid, outcome.case_id, outcome.outcome)
         log.info("inbound text handled: %s", outcome.kind, extra={"case_id": outcome.case_id})
         return outcome
 
     async def _reply(
-        self, clients: list[ClientProfile], text: str, therapist_id: str | None
+        self, message_sid: str, clients: list[ClientProfile], text: str, therapist_id: str | None
     ) -> ReplyOutcome:
         if not clients:
             return ReplyOutcome("reply", None, "from a number that is no client's; kept")
@@ -144,10 +142,12 @@ class ReplyService:
                 await self._cases.note(case.case_id, {"author": AUTHOR, "text": text_note})
             except CaseError:
                 continue
+            await self._tell_therapist(message_sid, clients, therapist_id)
             return ReplyOutcome(
                 "reply", case.case_id, f"no open case; added to the record of {case.case_id}"
             )
         who = f"therapist {therapist_id}" if therapist_id else "no therapist on file"
+        await self._tell_therapist(message_sid, clients, therapist_id)
         return ReplyOutcome("reply", None, f"no case for this client; kept for {who}")
 
     async def _tell_therapist(
@@ -155,7 +155,7 @@ class ReplyService:
     ) -> None:
         """No open case took the text: the therapist of record is told (by a workflow, so the
         email is sent once and retried like every message; its id is Twilio's MessageSid)."""
-        if not clients or therapist_id is None:
+        if therapist_id is None:
             return
         client = await self._cases.temporal()
         notice = TextNotice(client_id=clients[0].client_id, therapist_id=therapist_id)

@@ -521,16 +521,28 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
     ) -> bool:
         """Record that a client withdrew consent to a channel (e.g. replied STOP), with its
         time and source, so later cases honour it. Idempotent; False for an unknown client."""
+
+        def withdrawal(client: ClientProfile) -> ConsentChange | None:
+            change = ConsentChange(at=at, channel=channel, granted=False, source=source)
+            return None if change in client.consent_changes else change
+
+        return await self._record_consent_change(client_id, withdrawal)
+
+    async def _record_consent_change(
+        self, client_id: str, change_for: Callable[[ClientProfile], ConsentChange | None]
+    ) -> bool:
+        """Apply the consent change `change_for` decides on (None: nothing to change) to the
+        client's record, under a row lock. Returns whether the record changed."""
         async with self._begin() as conn:
             query = select(ClientTable.record).where(ClientTable.client_id == client_id)
             row = (await conn.execute(query.with_for_update())).mappings().first()
             if row is None:
                 return False
             client = ClientProfile.model_validate(row["record"])
-            change = ConsentChange(at=at, channel=channel, granted=False, source=source)
-            if change in client.consent_changes:
+            change = change_for(client)
+            if change is None:
                 return False
-            consent = client.consent.model_copy(update={channel.value: False})
+            consent = client.consent.model_copy(update={change.channel.value: change.granted})
             client = client.model_copy(
                 update={"consent": consent, "consent_changes": [*client.consent_changes, change]}
             )

@@ -7,7 +7,7 @@ idempotent by key, like the rest of the store: a webhook delivered twice changes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +62,7 @@ class WebRecords:
     _insert: Callable[[Any], Any]
     _first: Callable[..., Any]
     _all: Callable[..., Any]
+    _record_consent_change: Callable[..., Awaitable[bool]]
 
     # ------------------------------------------------------------------ integrations
     async def add_integration(self, integration_id: str, token_sha256: str, at: datetime) -> bool:
@@ -209,26 +210,14 @@ class WebRecords:
         """Undo a withdrawal (the client replied START): consent comes back only if the last
         change on record withdrew it. A channel never consented to stays without consent: a
         carrier keyword is not the consent the practice records. Returns whether it changed."""
-        async with self._begin() as conn:
-            query = select(ClientTable.record).where(ClientTable.client_id == client_id)
-            row = (await conn.execute(query.with_for_update())).mappings().first()
-            if row is None:
-                return False
-            client = ClientProfile.model_validate(row["record"])
+
+        def restoral(client: ClientProfile) -> ConsentChange | None:
             changes = [c for c in client.consent_changes if c.channel is channel]
             if not changes or changes[-1].granted:
-                return False
-            change = ConsentChange(at=at, channel=channel, granted=True, source=source)
-            consent = client.consent.model_copy(update={channel.value: True})
-            client = client.model_copy(
-                update={"consent": consent, "consent_changes": [*client.consent_changes, change]}
-            )
-            await conn.execute(
-                update(ClientTable)
-                .where(ClientTable.client_id == client_id)
-                .values(record=client.model_dump(mode="json"))
-            )
-        return True
+                return None
+            return ConsentChange(at=at, channel=channel, granted=True, source=source)
+
+        return await self._record_consent_change(client_id, restoral)
 
     # ------------------------------------------------------------------ provider webhooks
     async def has_receipt(self, key: str) -> bool:

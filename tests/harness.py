@@ -108,6 +108,17 @@ class Harness:
         """Answer the case as a person would, through the case service (an Update)."""
         return await self.service.answer(handle.id, update, data)
 
+    async def run_lengths(self, case_id: str) -> list[int]:
+        """Event counts of every run of a case, newest first (following continue-as-new)."""
+        lengths, run_id = [], None
+        while True:
+            history = await self.client.get_workflow_handle(case_id, run_id=run_id).fetch_history()
+            lengths.append(len(history.events))
+            started = history.events[0].workflow_execution_started_event_attributes
+            run_id = started.continued_execution_run_id or None
+            if not run_id:
+                return lengths
+
     async def status(self, handle: WorkflowHandle[Any, Resolution]) -> CaseStatus:
         return await handle.query(MissedSessionWorkflow.case_status)
 

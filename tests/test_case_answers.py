@@ -322,7 +322,7 @@ async def test_a_case_that_waits_for_weeks_keeps_a_small_history(
         await h.advance_to(handle, Stage.awaiting_therapist.value)
         await time_skipping_env.sleep(timedelta(days=2))
         resolution = await h.close_as_therapist(handle)
-        lengths = await _run_lengths(h, handle.id)
+        lengths = await h.run_lengths(handle.id)
 
     notices = [a for a in resolution.attempts if "renotice" in a.step]
     assert len(notices) >= 140  # every 10 minutes from the escalation (24 h) on, all documented
@@ -330,18 +330,6 @@ async def test_a_case_that_waits_for_weeks_keeps_a_small_history(
     assert len(lengths) >= 3  # continued as new, carrying the case
     assert max(lengths) <= HISTORY_EVENT_BUDGET + 40, lengths
     assert resolution.outcome is CaseOutcome.reached_safe
-
-
-async def _run_lengths(h: Harness, case_id: str) -> list[int]:
-    """Event counts of every run of a case, newest first (following continue-as-new)."""
-    lengths, run_id = [], None
-    while True:
-        history = await h.client.get_workflow_handle(case_id, run_id=run_id).fetch_history()
-        lengths.append(len(history.events))
-        started = history.events[0].workflow_execution_started_event_attributes
-        run_id = started.continued_execution_run_id
-        if not run_id:
-            return lengths
 
 
 async def test_a_session_cancelled_during_the_grace_wait_reaches_nobody_but_the_therapist(
