@@ -7,6 +7,7 @@ rows as running it once. A finished outreach attempt is final: later writes leav
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -24,6 +25,7 @@ from models.case import Attempt, AttemptResult, CaseHeader, NoteEntry, Resolutio
 from models.directory import Channel, ClientProfile, ConsentChange, Therapist
 from models.outreach import NoteRecord, OpenCaseRequest, OutreachRequest, StageChange
 from store import migrations
+from store import sqlite as sqlite_transactions
 from store.calendar_records import CalendarRecords
 from store.errors import StoreError, safe_store_error
 from store.rows import AttemptRow, AttemptState, AttendanceStatus, CaseRow
@@ -53,13 +55,20 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
     def __init__(self, engine: AsyncEngine) -> None:
         if engine.dialect.name not in _UPSERTS:
             raise ValueError(f"unsupported database {engine.dialect.name!r}: SQLite or PostgreSQL")
+        if engine.dialect.name == "sqlite":
+            sqlite_transactions.manage_transactions(engine)
         self._engine = engine
+        self._writer = engine.execution_options(**sqlite_transactions.WRITE)
+        # SQLite has one writer at a time: this process's writers queue here, in order, rather
+        # than in SQLite's busy handler, which polls and can starve a waiter past its timeout.
+        self._write_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._insert = _UPSERTS[engine.dialect.name]
 
     @classmethod
-    def from_url(cls, url: str) -> CaseStore:
+    def from_url(cls, url: str, sqlite_busy_timeout_s: float = _SQLITE_BUSY_TIMEOUT_S) -> CaseStore:
         """`sqlite+aiosqlite:///path/cases.db` (the directory is created) or
-        `postgresql+asyncpg://user@host/db`."""
+        `postgresql+asyncpg://user@host/db`. On SQLite a writer waits up to
+        `sqlite_busy_timeout_s` for the write lock."""
         parsed = make_url(url)
         if parsed.get_backend_name() != "sqlite":
             return cls(create_async_engine(url, pool_pre_ping=True, hide_parameters=True))
@@ -67,18 +76,27 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         return cls(
             create_async_engine(
-                url, hide_parameters=True, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S}
+                url, hide_parameters=True, connect_args={"timeout": sqlite_busy_timeout_s}
             )
         )
 
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction whose errors never quote rows (see `store.errors`)."""
+        """A write transaction (on SQLite holding the write lock from its start, see
+        `store.sqlite`) whose errors never quote rows (see `store.errors`)."""
         try:
-            async with self._engine.begin() as conn:
+            async with self._turn(), self._writer.begin() as conn:
                 yield conn
         except (SQLAlchemyError, OSError) as exc:
             raise safe_store_error(exc) from None
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        if self._write_turn is None:  # PostgreSQL: row locks, writers need not queue
+            yield
+        else:
+            async with self._write_turn:
+                yield
 
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection]:

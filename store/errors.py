@@ -23,12 +23,20 @@ def safe_store_error(exc: BaseException) -> StoreError:
     if isinstance(exc, DBAPIError):
         original = exc.orig
         kind = type(original).__name__ if original is not None else type(exc).__name__
-        code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+        code = (
+            getattr(original, "sqlstate", None)
+            or getattr(original, "pgcode", None)
+            or getattr(original, "sqlite_errorname", None)  # e.g. SQLITE_BUSY: a lock timed out
+        )
         if exc.connection_invalidated or isinstance(exc.orig, ConnectionError):
             return StoreError(f"case store unreachable ({kind})")
-        return StoreError(f"case store error ({kind}" + (f", SQLSTATE {code})" if code else ")"))
+        return StoreError(f"case store error ({kind}" + (f", {_code_name(code)})" if code else ")"))
     if isinstance(exc, StatementError) and isinstance(exc.orig, NaiveDateTimeError):
         return StoreError(str(exc.orig))  # our own fixed text
     if isinstance(exc, SQLAlchemyError):
         return StoreError(f"case store error ({type(exc).__name__})")
     return StoreError(f"case store unreachable ({type(exc).__name__})")
+
+
+def _code_name(code: str) -> str:
+    return code if code.startswith("SQLITE_") else f"SQLSTATE {code}"

@@ -49,7 +49,10 @@ async def test_payloads_are_sealed_and_keys_rotate() -> None:
     assert await after.decode([plain]) == [plain]  # from before the codec: passed through
     with pytest.raises(PayloadKeyError, match="key 'k2', not in PAYLOAD_KEYS"):
         await before.decode([sealed_by_k2])
-    tampered = Payload(metadata=sealed_by_k1.metadata, data=sealed_by_k1.data[:-1] + b"x")
+    tampered = Payload(
+        metadata=sealed_by_k1.metadata,
+        data=sealed_by_k1.data[:-1] + bytes([sealed_by_k1.data[-1] ^ 1]),
+    )
     with pytest.raises(PayloadKeyError, match="does not open"):
         await before.decode([tampered])
 

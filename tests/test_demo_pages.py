@@ -35,18 +35,31 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-async def _printed_links(stdout: asyncio.StreamReader) -> tuple[dict[str, str], str]:
+async def _printed_links(
+    stdout: asyncio.StreamReader, seconds: float = 120
+) -> tuple[dict[str, str], str]:
     links: dict[str, str] = {}
-    output = ""
-    while len(links) < 4:
-        line = (await stdout.readline()).decode()
-        if not line:
-            raise AssertionError(f"the demo ended without printing its links:\n{output}")
-        output += line
-        match = LINK.match(line.rstrip())
-        if match:
-            links[match.group(1)] = match.group(2)
-    return links, output
+    output: list[str] = []
+
+    async def read() -> None:
+        while len(links) < 4:
+            line = (await stdout.readline()).decode()
+            if not line:
+                raise AssertionError(
+                    "the demo ended without printing its links:\n" + "".join(output)
+                )
+            output.append(line)
+            match = LINK.match(line.rstrip())
+            if match:
+                links[match.group(1)] = match.group(2)
+
+    try:
+        await asyncio.wait_for(read(), timeout=seconds)
+    except TimeoutError:
+        raise AssertionError(
+            f"no links within {seconds:g} s; it printed:\n" + "".join(output)
+        ) from None
+    return links, "".join(output)
 
 
 async def test_the_demo_prints_links_that_close_its_open_case(
@@ -76,7 +89,7 @@ async def test_the_demo_prints_links_that_close_its_open_case(
     os.close(its_end)
     assert demo.stdout is not None
     try:
-        links, output = await asyncio.wait_for(_printed_links(demo.stdout), timeout=120)
+        links, output = await _printed_links(demo.stdout)
         close_out = links["case 2, therapist T100's close-out page"]
         case_id = re.findall(r"opened (missed-session-\S+) \(client C200", output)[0]
         async with httpx.AsyncClient(timeout=30) as web:

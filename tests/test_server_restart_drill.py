@@ -69,9 +69,11 @@ async def test_cases_waiting_on_timers_survive_a_server_restart(tmp_path: Path) 
             carried_on_after = loop.time() - stopped_at
             close_out = {**REACHED.model_dump(mode="json"), "by": "T100"}
             for case in opened:
-                await service.close_out(case.case_id, close_out)
+                await asyncio.wait_for(service.close_out(case.case_id, close_out), timeout=30)
             resolutions = [
-                await client.get_workflow_handle(c.case_id, result_type=Resolution).result()
+                await asyncio.wait_for(
+                    client.get_workflow_handle(c.case_id, result_type=Resolution).result(), 30
+                )
                 for c in opened
             ]
     finally:

@@ -47,7 +47,7 @@ def upgrade(connection: Connection, revision: str = "head") -> None:
     existed is stamped with the revision it already has first, so its tables are kept."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POSTGRES_LOCK_KEY})
-    elif connection.dialect.name == "sqlite":
+    elif connection.dialect.name == "sqlite" and _driver_begins(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")  # the driver has not begun one yet
     config = alembic_config(connection)
     tables = set(inspect(connection).get_table_names())
@@ -59,6 +59,13 @@ def upgrade(connection: Connection, revision: str = "head") -> None:
                 command.stamp(config, existing)
                 break
     command.upgrade(config, revision)
+
+
+def _driver_begins(connection: Connection) -> bool:
+    """True on a plain SQLite engine: the driver begins its transactions lazily, at the
+    first write. The store's own engine has begun this one IMMEDIATE already (`store.sqlite`)."""
+    dbapi_connection = connection.connection.dbapi_connection
+    return dbapi_connection is not None and dbapi_connection.isolation_level is not None
 
 
 def _add_claim_column(connection: Connection) -> None:
