@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # How often a placed call is polled until Twilio reports a final status.
     call_poll_interval_seconds: float = 5.0
 
+    # How long a case's next workflow task waits for the worker that ran its last one (which
+    # holds the case in its cache) before any worker may take it. A worker that died leaves its
+    # cases this long before another replays them: the SDK's default, 10 s.
+    worker_sticky_timeout_seconds: float = 10.0
+
     def message_link_base(self) -> str | None:
         """The base URL that messages' links start with, or None: messages carry no link."""
         if self.message_links == "never":

@@ -99,7 +99,15 @@ async def main() -> None:
     providers = build_providers(settings)
     runtime = prometheus_runtime(settings.metrics_address) if settings.metrics_address else None
     client = await connect(runtime=runtime)
-    worker = build_worker(client, settings, store, providers)
+    worker = build_worker(
+        client,
+        settings,
+        store,
+        providers,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.worker_sticky_timeout_seconds
+        ),
+    )
     publisher = None
     if runtime is not None:
         metrics = CaseMetrics(runtime.metric_meter)

@@ -98,6 +98,8 @@ class CaseRecordActivities:
         """Keep the documented resolution beyond Temporal's retention. Its attempts are the
         store's rows: a message that a close-out raced with (sent, but its result not yet
         seen by the workflow) is documented too, so store and resolution always agree."""
+        # Every activity of the case has ended by now (the close-out waits for them).
+        await self._store.finish_abandoned_attempts(draft.case_id, draft.closed_at)
         stored = await self._store.attempts_for_case(draft.case_id)
         attempts = stored if stored else draft.attempts
         resolution = draft.model_copy(

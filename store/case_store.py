@@ -351,6 +351,35 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             raise LookupError(f"outreach attempt {key} was never started")
         return AttemptRow.model_validate(dict(row)).as_attempt()
 
+    async def finish_abandoned_attempts(self, case_id: str, at: datetime) -> int:
+        """At the close-out, once every activity of the case has ended: an attempt still
+        unfinished was abandoned midway (the close-out cancelled it between two tries, or a
+        try was cut off). Record what is known, so no row stays half written: refused by the
+        provider -> `failed` (nothing went out); claimed but unanswered -> `unconfirmed`;
+        taken by the provider -> `sent` (a call: `unconfirmed`, its outcome never came)."""
+        table = AttemptTable
+        closed = "the case closed before this message was finished"
+        result = case(
+            (table.state == "retry", AttemptResult.failed.value),
+            (
+                (table.state == "accepted") & (table.channel != Channel.voice.value),
+                AttemptResult.sent.value,
+            ),
+            else_=AttemptResult.unconfirmed.value,
+        )
+        detail = case(
+            (table.state == "retry", closed + "; the provider had refused it, nothing went out"),
+            (table.state == "accepted", closed + "; the provider had taken it"),
+            else_=closed + "; it may have gone out, not resent",
+        )
+        stmt = (
+            update(table)
+            .where(table.case_id == case_id, table.state != "done")
+            .values(state="done", result=result, detail=detail, finished_at=at)
+        )
+        async with self._begin() as conn:
+            return (await conn.execute(stmt)).rowcount or 0
+
     async def attempts_for_case(self, case_id: str) -> list[Attempt]:
         """The finished attempts of a case, in the order their results were recorded."""
         query = (

@@ -10,29 +10,34 @@ minutes); `DRILL_CASES=200` runs the issue's 200."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from models.answers import CaseOutcome
 from models.case import AttemptResult, CaseStatus, Resolution, Stage
 from models.policy import load_policy
 from providers import sendgrid_provider, twilio_provider
+from providers.base import TransientDeliveryError
 from providers.factory import build_providers
 from service.cases import CaseService
 from settings import Settings
 from store.case_store import CaseStore
 from store.directory_csv import import_directory_csv
 from temporal_env.dev_server import start_dev_server
+from tests import directory_data
 from tests.fake_provider_server import Chaos, FakeProviderServer
-from tests.harness import REACHED
+from tests.harness import REACHED, Harness
 from worker import build_worker
 from workflows.missed_session import MissedSessionWorkflow
 
@@ -157,3 +162,45 @@ async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_dou
         steps = [a.step for a in resolution.attempts]
         assert len(steps) == len(set(steps))
         assert all(a.result is not None for a in resolution.attempts)
+
+
+class _RefusesOnceTheCaseCloses:
+    """An SMS provider that holds the first text until told, then refuses it (a 429)."""
+
+    def __init__(self) -> None:
+        self.arrived, self.release = asyncio.Event(), asyncio.Event()
+
+    async def send_sms(self, to: str, body: str) -> Any:
+        self.arrived.set()
+        await self.release.wait()
+        raise TransientDeliveryError("sms provider answered 429")
+
+
+async def test_a_text_refused_just_as_the_case_closes_neither_fails_the_case_nor_stays_open(
+    dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The close-out cancels a text in flight; the provider then refuses it. The try ends as a
+    failure, not a cancellation (it never heard the cancel): the case closes all the same
+    (it used to fail), and the attempt is finished at close-out as not sent."""
+    store = CaseStore.from_url(f"sqlite+aiosqlite:///{tmp_path}/cases.db")
+    await store.create_schema()
+    await store.import_directory(directory_data.THERAPISTS, directory_data.CLIENTS)
+    sms = _RefusesOnceTheCaseCloses()
+    h = Harness(dev_server, store)  # the real server: it ends such a try as a failure
+    bundle = dataclasses.replace(h.providers.bundle(), sms=sms)
+    worker = build_worker(h.client, h.settings, store, bundle, task_queue=h.task_queue)
+    try:
+        async with worker:
+            handle = await h.start("C1", policy=load_policy(ROOT / "policies" / "demo.toml"))
+            await asyncio.wait_for(sms.arrived.wait(), 30)
+            await h.answer(handle, "client_reached", **REACHED.model_dump(mode="json"))
+            sms.release.set()
+            resolution = await asyncio.wait_for(handle.result(), 60)
+    finally:
+        await h.terminate_leftovers()
+        await store.close()
+
+    assert resolution.outcome is CaseOutcome.reached_safe
+    texts = [a for a in resolution.attempts if a.channel == "sms"]
+    assert [(a.result, a.provider_id) for a in texts] == [(AttemptResult.failed, None)]
+    assert "the provider had refused it, nothing went out" in texts[0].detail

@@ -134,6 +134,8 @@ async def test_a_worker_killed_in_every_stage_loses_and_doubles_nothing(
             "SENDGRID_FROM_EMAIL": "care@example.org",
             "SENDGRID_API_HOST": fake.base_url,
             "CALL_POLL_INTERVAL_SECONDS": "0.3",
+            # A killed worker's cases move to the next one after this (not the default 10 s).
+            "WORKER_STICKY_TIMEOUT_SECONDS": "1",
         }
         settings = Settings(temporal_task_queue=env["TEMPORAL_TASK_QUEUE"])
         service = CaseService(store, settings, client)

@@ -706,7 +706,10 @@ class MissedSessionWorkflow:
                 summary=label,
             )
         except ActivityError as err:
-            if isinstance(err.cause, CancelledError):
+            # After a close-out no message's failure is the case's: a try that was refused
+            # (429, 5xx) just as the close-out cancelled it ends as a failure, not a
+            # cancellation, and used to fail the whole case. Its row is finished at close-out.
+            if isinstance(err.cause, CancelledError) or self._status.closing is not None:
                 raise asyncio.CancelledError() from None
             raise
         self._status.attempts.append(attempt)
