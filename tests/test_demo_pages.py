@@ -25,6 +25,7 @@ from temporal_env.dev_server import start_dev_server
 from web.serve import free_port
 
 ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.drill(seconds=25)
 LINK = re.compile(r"^\s+(case \d, [^:]+):\s+(http\S+)$")
 
 

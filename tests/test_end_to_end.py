@@ -26,6 +26,7 @@ from tests.readme_examples import update_examples
 from workflows import search_attributes as sa
 
 ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.drill(seconds=30)
 CLIENT_PHONE, CONTACT_PHONE = "+15555550101", "+15555550201"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import os
 import uuid
 from collections import Counter
@@ -36,12 +37,13 @@ from store.case_store import CaseStore
 from store.directory_csv import import_directory_csv
 from temporal_env.dev_server import start_dev_server
 from tests import directory_data
-from tests.fake_provider_server import Chaos, FakeProviderServer
+from tests.fake_provider_server import Chaos, FakeProviderServer, RecordedRequest
 from tests.harness import REACHED, Harness
 from worker import build_worker
 from workflows.missed_session import MissedSessionWorkflow
 
 ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.drill(seconds=55)
 CASES = int(os.environ.get("DRILL_CASES", "30"))
 TAKEN = frozenset({"sent", "answered", "voicemail", "no_answer", "busy"})
 
@@ -72,6 +74,7 @@ async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_dou
     await import_directory_csv(store, ROOT / "samples" / "directory.csv")
     async with FakeProviderServer() as fake:
         fake.chaos = Chaos(rate=0.25, seed=13, slow_seconds=2.0)
+        fake.fail_next("/v3/mail/send", 429, times=2, retry_after="1")  # whatever chaos picks
         settings = Settings(
             temporal_task_queue=f"drill-{uuid.uuid4().hex[:8]}",
             twilio_account_sid="AC" + "0" * 32,
@@ -157,11 +160,31 @@ async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_dou
     taken_ids = {r.provider_id for r in taken}
     delivered = [a for a in attempts if a.result.value in TAKEN]
     assert delivered and all(a.provider_id in taken_ids for a in delivered)
+    # Retry-After is honoured: an email refused with 429 is tried again after the seconds it
+    # names (1 s), not after the retry policy's own first interval (5 s).
+    gaps = _retry_gaps(fake.emails(), 429)
+    assert gaps and all(1.0 <= gap < 4.0 for gap in gaps), gaps
     # One attempt per step per case, and the store agrees with each resolution.
     for resolution in resolutions:
         steps = [a.step for a in resolution.attempts]
         assert len(steps) == len(set(steps))
         assert all(a.result is not None for a in resolution.attempts)
+
+
+def _retry_gaps(emails: list[RecordedRequest], status: int) -> list[float]:
+    """Seconds from each email answered `status` to the next try of the same message (the
+    attempt's key travels in SendGrid's custom_args)."""
+    by_key: dict[str, list[RecordedRequest]] = {}
+    for email in emails:
+        key = (email.json or {}).get("custom_args", {}).get("outreach_key")
+        if key:
+            by_key.setdefault(key, []).append(email)
+    return [
+        later.at - earlier.at
+        for tries in by_key.values()
+        for earlier, later in itertools.pairwise(tries)
+        if earlier.status == status
+    ]
 
 
 class _RefusesOnceTheCaseCloses:

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 
 from models.case import Resolution, Stage
@@ -26,6 +27,7 @@ from worker import build_worker
 from workflows.missed_session import MissedSessionWorkflow
 
 ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.drill(seconds=25)
 
 
 def _free_port() -> int:

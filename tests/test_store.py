@@ -190,6 +190,42 @@ async def test_of_two_tries_claiming_one_message_only_one_may_send(
     assert row is not None and (row.state, row.claim) == ("sending", "try-3")
 
 
+async def test_the_close_out_finishes_every_attempt_left_unfinished(
+    case_store: CaseStore,
+) -> None:
+    refused = outreach_request("client/1/sms")
+    claimed = outreach_request("client/1/email", Channel.email)
+    texted = outreach_request("client/2/sms")
+    calling = outreach_request("client/2/voice", Channel.voice)
+    done = outreach_request("client/3/sms")
+    for request in (refused, claimed, texted, calling, done):
+        await case_store.start_attempt(request, T0)
+    await case_store.mark_retryable(refused.key, "HTTP 429")
+    await case_store.mark_accepted(texted.key, "SM1")
+    await case_store.mark_accepted(calling.key, "CA1")
+    final = await case_store.finish_attempt(done.key, AttemptResult.sent, "", "SM2", False, T0)
+    closed_at = T0 + timedelta(minutes=5)
+    other_case = outreach_request("client/1/sms", appointment_id="A2")
+    await case_store.start_attempt(other_case, T0)
+
+    assert await case_store.finish_abandoned_attempts(CASE, closed_at) == 4
+    attempts = {a.step: a for a in await case_store.attempts_for_case(CASE)}
+    results = {step: (a.result, a.provider_id) for step, a in attempts.items()}
+    assert results == {
+        "client/1/sms": (AttemptResult.failed, None),  # refused: nothing went out
+        "client/1/email": (AttemptResult.unconfirmed, None),  # claimed, never answered
+        "client/2/sms": (AttemptResult.sent, "SM1"),  # the provider had taken it
+        "client/2/voice": (AttemptResult.unconfirmed, "CA1"),  # its outcome never came
+        "client/3/sms": (AttemptResult.sent, "SM2"),
+    }
+    assert attempts["client/3/sms"] == final  # a finished attempt is left as it was
+    assert "nothing went out" in attempts["client/1/sms"].detail
+    assert attempts["client/1/email"].at == closed_at
+    assert await case_store.finish_abandoned_attempts(CASE, closed_at) == 0  # idempotent
+    row = await case_store.get_attempt(other_case.key)
+    assert row is not None and row.state == "sending"  # another case's rows are not touched
+
+
 async def test_attempts_listed_in_finish_order(case_store: CaseStore) -> None:
     slow, quick = (
         outreach_request("client/1/voice", Channel.voice),

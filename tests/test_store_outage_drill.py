@@ -41,6 +41,7 @@ from worker import build_worker
 from workflows.missed_session import MissedSessionWorkflow
 
 ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.drill(seconds=50)
 OUTAGE_SECONDS = float(os.environ.get("DRILL_STORE_OUTAGE_SECONDS", "30"))
 CASES = 3
 POLICY = """

@@ -33,6 +33,7 @@ from tests.harness import REACHED
 from workflows.missed_session import MissedSessionWorkflow
 
 ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.drill(seconds=85)
 CLIENT_PHONE = "+15555550101"
 POLICY = """
 name = "drill"
