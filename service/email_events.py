@@ -25,8 +25,8 @@ from service.cases import CaseError, CaseService
 
 log = logging.getLogger(__name__)
 
-_ADDRESS = re.compile(r"^[^\x00-\x20@]{1,200}@[^\x00-\x20@]{1,200}$")
-_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # X-Message-Id: URL-safe base64
+_ADDRESS = re.compile(r"^[^\x00-\x20@]{1,200}@[^\x00-\x20@]{1,200}\Z")
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}\Z")  # X-Message-Id: URL-safe base64
 FAILING_EVENTS = {
     "bounce": "bounced",
     "dropped": "was dropped by SendGrid",
