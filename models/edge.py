@@ -36,7 +36,7 @@ def at_edge(model: type[ModelT], data: Any) -> ModelT:
     """Validate input from outside with every limit, unknown keys rejected; raise EdgeError."""
     if not isinstance(data, Mapping):
         raise EdgeError(f"expected a JSON object with the fields of {model.__name__}")
-    unknown = sorted(_printable(str(k)) for k in data if k not in model.model_fields)
+    unknown = sorted(printable(str(k)) for k in data if k not in model.model_fields)
     if unknown:
         known = ", ".join(model.model_fields)
         raise EdgeError(f"unknown field {', '.join(unknown)} (expected: {known})")
@@ -51,8 +51,8 @@ def describe(exc: ValidationError) -> str:
     (input may carry PHI, and URLs mean nothing to a therapist)."""
     parts = []
     for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(_printable(str(p)) for p in error["loc"])
-        message = _printable(
+        where = ".".join(printable(str(p)) for p in error["loc"])
+        message = printable(
             str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         )
         if not where or message.startswith(f"{where} "):
@@ -62,7 +62,7 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """A key from outside, shown in a one-line error: control and format characters (a NUL,
     a terminal escape, a right-to-left override, a line separator) escaped, as repr() does."""
     if text.isprintable():

@@ -217,8 +217,10 @@ class CaseService:
         except CaseError:
             case_id = case_id_of(reference)
             resolution = await self._store.get_resolution(case_id)
-            mine = resolution is not None and (
-                resolution.outcome.value == data.get("outcome")
+            mine = (
+                resolution is not None
+                and isinstance(data, Mapping)  # not a close-out at all: its own error stands
+                and resolution.outcome.value == data.get("outcome")
                 and resolution.closed_by == data.get("by", "therapist")
                 and resolution.note == data.get("note")
             )
