@@ -112,3 +112,25 @@ async def run_property(prop: Callable[[], None]) -> None:
 def printable_line(text: str) -> bool:
     """One line with no control character: what a terminal shows as it is."""
     return "\n" not in text and all(c.isprintable() or c == " " for c in text)
+
+
+class _RecordedHandle:
+    def __init__(self, sent: list[tuple[str, Any]], case_id: str) -> None:
+        self._sent, self.id = sent, case_id
+
+    async def execute_update(self, update: str, payload: Any, result_type: type) -> Any:
+        from models.answers import AnswerReceipt
+
+        self._sent.append((update, payload))
+        return AnswerReceipt(case_id=self.id, accepted="taken")
+
+
+class RecordingTemporal:
+    """The Temporal client as the case service uses it to answer a case, recording each
+    Update it would send (an answer reaches it only once the service found it valid)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any]] = []
+
+    def get_workflow_handle(self, case_id: str) -> _RecordedHandle:
+        return _RecordedHandle(self.sent, case_id)

@@ -28,7 +28,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
 
-from models.answers import AnswerReceipt, CaseOutcome
+from models.answers import CaseOutcome
 from models.case import RejectedSignal
 from models.edge import EdgeError, at_edge
 from models.policy import load_policy
@@ -41,7 +41,14 @@ from temporal_env.codec import PayloadKeyError, data_converter
 from temporal_env.dev_server import start_dev_server
 from tests import directory_data
 from tests.harness import REACHED, Harness, harness
-from tests.hostile import FAST, hostile_text, json_values, on_loop, run_property
+from tests.hostile import (
+    FAST,
+    RecordingTemporal,
+    hostile_text,
+    json_values,
+    on_loop,
+    run_property,
+)
 
 FIELD_NAMES = sorted({name for model in ANSWERS.values() for name in model.model_fields})
 
@@ -83,28 +90,9 @@ def test_what_the_edge_accepts_the_handler_decodes(case: tuple[str, Any]) -> Non
 
 
 # ---------------------------------------------------------------------- the case service
-class _FakeHandle:
-    def __init__(self, sent: list[tuple[str, Any]], case_id: str) -> None:
-        self._sent, self.id = sent, case_id
-
-    async def execute_update(self, update: str, payload: Any, result_type: type) -> AnswerReceipt:
-        self._sent.append((update, payload))
-        return AnswerReceipt(case_id=self.id, accepted="taken")
-
-
-class _FakeTemporal:
-    """What the service asks of Temporal, recorded: an answer reaches it only when valid."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Any]] = []
-
-    def get_workflow_handle(self, case_id: str) -> _FakeHandle:
-        return _FakeHandle(self.sent, case_id)
-
-
 @pytest.fixture
 async def offline_service(sqlite_store: CaseStore) -> AsyncIterator[tuple[CaseService, Any]]:
-    temporal = _FakeTemporal()
+    temporal = RecordingTemporal()
     service = CaseService(sqlite_store, Settings(), temporal)  # type: ignore[arg-type]
     closed = directory_data.resolution(
         "missed-session-CLOSED", datetime(2026, 11, 23, tzinfo=UTC), datetime.now(UTC)
@@ -114,7 +102,7 @@ async def offline_service(sqlite_store: CaseStore) -> AsyncIterator[tuple[CaseSe
 
 
 async def test_hostile_answers_to_the_service_name_the_field_and_send_nothing(
-    offline_service: tuple[CaseService, _FakeTemporal],
+    offline_service: tuple[CaseService, RecordingTemporal],
 ) -> None:
     service, temporal = offline_service
     loop = asyncio.get_running_loop()
