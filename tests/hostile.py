@@ -29,6 +29,9 @@ FAST = settings(
     database=None,  # the examples that once failed are kept as explicit @example / tests
 )
 
+FEWER = settings(FAST, max_examples=25)
+"""For properties whose every example is a round trip to a Temporal server."""
+
 NASTY_CHARACTERS = [
     "\x00",  # PostgreSQL refuses it in text
     "\x1b[31m",  # a terminal escape

@@ -231,13 +231,7 @@ class _NoStore:
 PHI_VALUES = ["Zebediah\x00Quartermaine", "secret-note\x00text", "C" * 65, "Author " * 40]
 
 
-@pytest.mark.parametrize(
-    "write",
-    ["long_id", "nul_id", "nul_note", "long_author", "nul_lookup", "surrogate_lookup"],
-)
-async def test_a_refusing_database_names_no_parameter_and_no_row(
-    case_store: CaseStore, write: str
-) -> None:
+async def test_a_refusing_database_names_no_parameter_and_no_row(case_store: CaseStore) -> None:
     """Bypassing the edge on purpose: the database refuses (PostgreSQL: a NUL, a value too
     long for its column; SQLite: text that is not UTF-8), and the error is one line of ours,
     with nothing of the rows or the parameters, not even in the chained exceptions."""
@@ -264,37 +258,37 @@ async def test_a_refusing_database_names_no_parameter_and_no_row(
         "nul_lookup": lambda: case_store.get_client("Zebediah\x00Quartermaine"),
         "surrogate_lookup": lambda: case_store.get_client("Zebediah\udcffQuartermaine"),
     }
-    try:
-        await attempts[write]()
-    except StoreError as exc:
-        error: BaseException | None = exc
-        text = str(exc)
-        assert text.startswith("case store error (") and "\n" not in text
-        while error is not None:  # nothing chained that a traceback or a log could show
-            for secret in (*OTHERS_PHI, *PHI_VALUES, "secret-note", "SELECT", "INSERT"):
-                assert secret not in str(error), (type(error), str(error)[:200])
-            error = error.__cause__ or error.__context__
-        return
-    # SQLite stores what PostgreSQL refuses (a NUL, a long text): then it must read back.
-    assert case_store._engine.dialect.name == "sqlite" and write in (
-        "long_id",
-        "nul_id",
-        "nul_note",
-        "long_author",
-        "nul_lookup",
-    )
+    refused = set()
+    for write, attempt in attempts.items():
+        try:
+            await attempt()
+        except StoreError as exc:
+            refused.add(write)
+            error: BaseException | None = exc
+            text = str(exc)
+            assert text.startswith("case store error (") and "\n" not in text
+            while error is not None:  # nothing chained that a traceback or a log could show
+                for secret in (*OTHERS_PHI, *PHI_VALUES, "secret-note", "SELECT", "INSERT"):
+                    assert secret not in str(error), (type(error), str(error)[:200])
+                error = error.__cause__ or error.__context__
+    # SQLite stores what PostgreSQL refuses (a NUL, a long text); neither takes a surrogate.
+    if case_store._engine.dialect.name == "sqlite":
+        assert refused == {"surrogate_lookup"}
+    else:
+        assert refused == set(attempts)
 
 
-@pytest.mark.parametrize("character", NASTY_CHARACTERS)
-async def test_what_the_edge_accepts_the_store_holds(case_store: CaseStore, character: str) -> None:
+async def test_what_the_edge_accepts_the_store_holds(case_store: CaseStore) -> None:
     """A name the edge accepts fits both backends and reads back as it was; what it refuses
     (a NUL, a terminal escape) is said in the edge's words."""
-    data = {**OTHER.model_dump(mode="json"), "client_id": "C7", "last_name": f"Kim{character}"}
-    try:
-        client = ClientProfile.model_validate(data, context=EDGE)
-    except ValidationError as exc:
-        assert "must not contain control characters" in str(exc)
-        return
-    await case_store.import_directory([THERAPIST], [client])
-    stored = await case_store.get_client("C7")
-    assert stored is not None and stored.last_name == f"Kim{character}"
+    await case_store.import_directory([THERAPIST], [])
+    for n, character in enumerate(NASTY_CHARACTERS):
+        data = {**OTHER.model_dump(mode="json"), "client_id": f"C{n}", "last_name": f"K{character}"}
+        try:
+            client = ClientProfile.model_validate(data, context=EDGE)
+        except ValidationError as exc:
+            assert "must not contain control characters" in str(exc)
+            continue
+        await case_store.import_directory([], [client])
+        stored = await case_store.get_client(f"C{n}")
+        assert stored is not None and stored.last_name == f"K{character}"

@@ -43,6 +43,7 @@ from tests import directory_data
 from tests.harness import REACHED, Harness, harness
 from tests.hostile import (
     FAST,
+    FEWER,
     RecordingTemporal,
     hostile_text,
     json_values,
@@ -227,7 +228,7 @@ async def test_raw_updates_and_signals_never_wedge_a_case(
             except WorkflowUpdateFailedError:
                 return  # rejected by the validator (or no such Update): nothing entered history
 
-        @FAST
+        @FEWER
         @given(
             st.sampled_from([*sorted(ANSWERS), "client_reched", "case_status"]),
             st.lists(raw_payloads(), max_size=3),
@@ -248,8 +249,8 @@ async def test_raw_updates_and_signals_never_wedge_a_case(
         case = ["--workflow-id", handle.id]
         update = ["workflow", "update", "execute", *case, "--name"]
         signal = ["workflow", "signal", *case, "--name"]
-        refused = [
-            await _temporal(
+        refused = await asyncio.gather(
+            _temporal(
                 dev_server,
                 *update,
                 "client_reached",
@@ -258,24 +259,22 @@ async def test_raw_updates_and_signals_never_wedge_a_case(
                 "--input-meta",
                 "encoding=foo/bar",
             ),
-            await _temporal(
-                dev_server, *update, "client_reached", "--input", "{}", "--input", "{}"
-            ),
-            await _temporal(dev_server, *update, "client_reached"),
-            await _temporal(
+            _temporal(dev_server, *update, "client_reached", "--input", "{}", "--input", "{}"),
+            _temporal(dev_server, *update, "client_reached"),
+            _temporal(
                 dev_server,
                 *update,
                 "client_reached",
                 "--input",
                 '{"outcome": "reached_safe", "note": "x", "by": "\\u0000"}',
             ),
-            await _temporal(dev_server, *update, "add_note", "--input", '["author", "text"]'),
-            await _temporal(
+            _temporal(dev_server, *update, "add_note", "--input", '["author", "text"]'),
+            _temporal(
                 dev_server, *update, "acknowledged", "--input", '{"by": "T1", "colour": "blue"}'
             ),
-        ]
-        signals = [
-            await _temporal(
+        )
+        signals = await asyncio.gather(
+            _temporal(
                 dev_server,
                 *signal,
                 "client_reached",
@@ -284,12 +283,10 @@ async def test_raw_updates_and_signals_never_wedge_a_case(
                 "--input-meta",
                 "encoding=foo/bar",
             ),
-            await _temporal(
-                dev_server, *signal, "client_reached", "--input", "{}", "--input", "{}"
-            ),
-            await _temporal(dev_server, *signal, "client_arrived"),
-            await _temporal(dev_server, *signal, "\x1b]0;owned\x07", "--input", "{}"),
-        ]
+            _temporal(dev_server, *signal, "client_reached", "--input", "{}", "--input", "{}"),
+            _temporal(dev_server, *signal, "client_arrived"),
+            _temporal(dev_server, *signal, "\x1b]0;owned\x07", "--input", "{}"),
+        )
         for returncode, output in refused:
             assert returncode != 0, output
             assert "Traceback" not in output
