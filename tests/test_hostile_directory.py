@@ -292,3 +292,26 @@ async def test_what_the_edge_accepts_the_store_holds(case_store: CaseStore) -> N
         await case_store.import_directory([], [client])
         stored = await case_store.get_client(f"C{n}")
         assert stored is not None and stored.last_name == f"K{character}"
+
+
+async def test_a_stored_record_that_no_longer_fits_is_named_not_printed(
+    case_store: CaseStore,
+) -> None:
+    """A client record written under older rules (here a phone number in Arabic-Indic digits,
+    which `\\d` once let through) no longer validates when it is read back. pydantic's message
+    would print the whole record, another client's PHI, into a log or a terminal."""
+    record = {**OTHER.model_dump(mode="json"), "phone": ARABIC_DIGITS_PHONE}
+    async with case_store._begin() as conn:
+        await conn.execute(
+            ClientTable.__table__.insert().values(
+                client_id="COTHER", therapist_id="T1", record=record
+            )
+        )
+    for read in (
+        lambda: case_store.get_client("COTHER"),
+        lambda: case_store.import_directory([], [OTHER]),  # reads it for its consent changes
+    ):
+        with pytest.raises(StoreError) as raised:
+            await read()
+        assert str(raised.value) == "case store: a stored ClientProfile cannot be read (phone)"
+        assert raised.value.__context__ is None and raised.value.__cause__ is None
