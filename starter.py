@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from models.answers import CLOSE_OUT_OUTCOMES
@@ -48,6 +48,22 @@ DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.toml"
 
 class UserError(Exception):
     """A problem with the user's input: printed as one clear line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line like every other error (argparse prints
+    the usage and the error on lines of their own), with the user's text escaped."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{self.prog}: {_escaped(message)} (see {self.prog} --help)")
+
+
+def _escaped(text: str) -> str:
+    """Text from outside in a one-line message: control characters and text that is not
+    valid Unicode (a command-line argument that is not UTF-8) escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 async def open_store(settings: Settings) -> CaseStore:
@@ -212,7 +228,8 @@ async def cmd_directory_import(args: argparse.Namespace, settings: Settings) -> 
     except DirectoryImportError as exc:
         raise UserError(f"{args.file}: nothing imported\n  " + "\n  ".join(exc.errors)) from exc
     except OSError as exc:
-        raise UserError(str(exc)) from exc
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(f"{_escaped(args.file)}: cannot read the file: {reason}") from None
     finally:
         await store.close()
     print(f"imported {summary.therapists} therapists and {summary.clients} clients")
@@ -413,7 +430,7 @@ def shown_location(location: str) -> str:
 
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="starter.py", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="starter.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("trigger", help="open a case for a missed session (idempotent)")
@@ -547,8 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help: printed, nothing to run
+            return exc.code if isinstance(exc.code, int) else 0
         asyncio.run(args.run(args, Settings()))
     except (
         UserError,

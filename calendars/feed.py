@@ -36,6 +36,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import icalendar
 import recurring_ical_events
 import x_wr_timezone
+from dateutil import rrule as dateutil_rrule
+from dateutil.rrule import rrule
+from icalendar.timezone import tzp
+from icalendar.timezone.zoneinfo import ZONEINFO
 from recurring_ical_events import EventAdapter, Occurrence, SelectComponents, Series
 
 from models.calendar import (
@@ -47,6 +51,57 @@ from models.calendar import (
 )
 
 __all__ = ["FeedError", "read_sessions"]
+
+
+class _ZoneInfoProvider(ZONEINFO):
+    """icalendar's zoneinfo provider, except that a TZID naming a folder of the zone database
+    ("America") or too long a name is an unknown zone (icalendar catches only
+    ZoneInfoNotFoundError and ValueError: the OSError failed the parse of the whole feed)."""
+
+    def timezone(self, name: str) -> tzinfo | None:
+        try:
+            return super().timezone(name)
+        except OSError:
+            return None
+
+
+tzp.use(_ZoneInfoProvider())
+
+
+class _WalkTooLong(Exception):
+    """A rule walked more days than its budget without getting past the window."""
+
+
+class _BudgetedIterInfo(dateutil_rrule._iterinfo):  # type: ignore[misc]
+    """dateutil's per-iteration day sets, counted against the budget of a rule that has one
+    (`_walk_budget`, set by the sweep only: other rules, e.g. a VTIMEZONE's, walk as before).
+    dateutil has no limit of its own but the year 9999; it looks `_iterinfo` up from its
+    module each time a rule is iterated, so this class takes its place there."""
+
+    # No __slots__ of its own: dateutil initialises every name in `self.__slots__`.
+
+    def _spend(self, found: tuple[Any, int, int]) -> tuple[Any, int, int]:
+        budget = getattr(self.rrule, "_walk_budget", None)
+        if budget is not None:
+            budget[0] -= found[2] - found[1]
+            if budget[0] < 0:
+                raise _WalkTooLong
+        return found
+
+    def ydayset(self, year: int, month: int, day: int) -> tuple[Any, int, int]:
+        return self._spend(super().ydayset(year, month, day))
+
+    def mdayset(self, year: int, month: int, day: int) -> tuple[Any, int, int]:
+        return self._spend(super().mdayset(year, month, day))
+
+    def wdayset(self, year: int, month: int, day: int) -> tuple[Any, int, int]:
+        return self._spend(super().wdayset(year, month, day))
+
+    def ddayset(self, year: int, month: int, day: int) -> tuple[Any, int, int]:
+        return self._spend(super().ddayset(year, month, day))
+
+
+dateutil_rrule._iterinfo = _BudgetedIterInfo
 
 
 class FeedError(ValueError):
@@ -66,6 +121,10 @@ _TIMING = frozenset({"DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE",
 # old SECONDLY/MINUTELY/HOURLY rule, which would stop the whole sweep for one odd event.
 _FREQUENCIES = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
 _TOO_OFTEN = frozenset({"HOURLY", "MINUTELY", "SECONDLY"})
+_WITHIN_A_DAY = ("BYHOUR", "BYMINUTE", "BYSECOND")
+# A series is expanded from its DTSTART a day at a time: at most this many days (about 55
+# years, a fifth of a second), see `_SessionSeries._bound_rules`.
+_LONGEST_WALK_DAYS = 20_000
 
 
 def read_sessions(
@@ -138,7 +197,7 @@ def _parse(ics: bytes) -> icalendar.Calendar:
 def _zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America", a folder
         raise FeedError(f"unknown floating_time_zone {name!r} for the source") from None
 
 
@@ -226,11 +285,32 @@ class _SessionSeries(Series):  # type: ignore[misc]
 
     def between(self, span_start: datetime, span_stop: datetime) -> list[_SessionOccurrence]:
         try:
+            problem = self._bound_rules(span_stop)
+            if problem is not None:
+                self.read.problem(self.number, self.uid, problem)
+                return []
             # All or nothing: a series that breaks half-way is not half-trusted.
             return list(super().between(span_start, span_stop))
+        except _WalkTooLong:
+            reason = (
+                f"RRULE cannot be expanded within {_LONGEST_WALK_DAYS} days of its DTSTART "
+                "(it starts too long ago, or no day matches it near the window)"
+            )
+            self.read.problem(self.number, self.uid, reason)
+            return []
         except Exception as exc:
             self.read.problem(self.number, self.uid, f"cannot be expanded ({type(exc).__name__})")
             return []
+
+    def _bound_rules(self, span_stop: datetime) -> str | None:
+        """Give each RRULE a budget of days to walk (see `_BudgetedIterInfo`): dateutil walks
+        a rule a day at a time from its DTSTART, and on to the year 9999 when no day ever
+        matches (FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30 took 7 s, a daily series from the year 1
+        as long), which would stall the whole sweep for one odd event."""
+        for rule in getattr(self.recurrence, "rrules", []):
+            if isinstance(rule, rrule):
+                rule._walk_budget = [_LONGEST_WALK_DAYS]
+        return None
 
 
 class _Events(SelectComponents):  # type: ignore[misc]
@@ -316,6 +396,11 @@ def _rule_problem(prop: Any) -> str | None:
             return "unreadable RRULE (FREQ)"
         if frequencies[0] in _TOO_OFTEN:
             return f"RRULE repeats {frequencies[0]} (sessions repeat daily at most)"
+        # Several hours, minutes or seconds a day make any rule more than daily: DAILY with
+        # 24 BYHOUR x 60 BYMINUTE x 60 BYSECOND values is every second (millions of sessions).
+        for part in _WITHIN_A_DAY:
+            if len(rule.get(part) or ()) > 1:
+                return f"RRULE repeats more than once a day ({part})"
         try:
             if any(int(i) < 1 for i in rule.get("INTERVAL") or ()):
                 return "unreadable RRULE (INTERVAL below 1)"

@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
+from models.directory import is_time_zone
 from models.edge import checked_id, checked_text, is_edge
 
 
@@ -29,6 +30,14 @@ class SourceKind(StrEnum):
 class SourceMode(StrEnum):
     marked = "marked"  # a case opens when the event is marked a no-show
     presumed = "presumed"  # a case opens at the start of every session without a check-in
+
+
+def _checked_floating_zone(value: str, info: ValidationInfo) -> str:
+    """At the edge, a zone this machine knows: a bad one would fail every read of the source."""
+    if is_edge(info) and not is_time_zone(value):
+        shown = value if len(value) <= 64 else value[:64] + "..."
+        raise ValueError(f"unknown IANA time zone {shown!r} (e.g. America/New_York)")
+    return value
 
 
 def _checked_source_id(value: str, info: ValidationInfo) -> str:
@@ -77,7 +86,7 @@ class CalendarSource(BaseModel):
     location: Annotated[str, AfterValidator(checked_text(2000))] = Field(min_length=1)
     mode: SourceMode = SourceMode.marked
     username: Annotated[str, AfterValidator(checked_text(200))] | None = None
-    floating_time_zone: str = Field(
+    floating_time_zone: Annotated[str, AfterValidator(_checked_floating_zone)] = Field(
         default="UTC", description="The zone of times without one (the practice's zone)."
     )
     mapping: EventMapping = EventMapping()

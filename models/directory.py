@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from models.edge import checked_id, checked_text
 
-_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")  # ASCII digits only: \d also matches "١٢٣"
+_E164 = re.compile(r"^\+[1-9][0-9]{7,14}\Z")  # ASCII digits only: \d also matches "١٢٣"
 
 
 def _check_e164(value: str) -> str:
@@ -28,11 +28,20 @@ def _check_e164(value: str) -> str:
     return compact
 
 
-def _check_time_zone(value: str) -> str:
+def is_time_zone(name: str) -> bool:
+    """Whether `name` is an IANA zone this machine knows. Not only ZoneInfoNotFoundError: a
+    folder of the zone database ("America") or an overlong name makes zoneinfo raise OSError."""
     try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown IANA time zone {value!r} (e.g. America/New_York)") from exc
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def _check_time_zone(value: str) -> str:
+    if not is_time_zone(value):
+        shown = value if len(value) <= 64 else value[:64] + "..."
+        raise ValueError(f"unknown IANA time zone {shown!r} (e.g. America/New_York)")
     return value
 
 

@@ -21,7 +21,7 @@ EDGE: dict[str, Any] = {"edge": True}
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_ID = re.compile(r"^[A-Za-z0-9_.:-]+\Z")
 
 
 class EdgeError(ValueError):
@@ -36,7 +36,7 @@ def at_edge(model: type[ModelT], data: Any) -> ModelT:
     """Validate input from outside with every limit, unknown keys rejected; raise EdgeError."""
     if not isinstance(data, Mapping):
         raise EdgeError(f"expected a JSON object with the fields of {model.__name__}")
-    unknown = sorted(_printable(str(k)) for k in data if k not in model.model_fields)
+    unknown = sorted(printable(str(k)) for k in data if k not in model.model_fields)
     if unknown:
         known = ", ".join(model.model_fields)
         raise EdgeError(f"unknown field {', '.join(unknown)} (expected: {known})")
@@ -51,8 +51,8 @@ def describe(exc: ValidationError) -> str:
     (input may carry PHI, and URLs mean nothing to a therapist)."""
     parts = []
     for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(_printable(str(p)) for p in error["loc"])
-        message = _printable(
+        where = ".".join(printable(str(p)) for p in error["loc"])
+        message = printable(
             str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         )
         if not where or message.startswith(f"{where} "):
@@ -62,11 +62,12 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _printable(text: str) -> str:
-    """A key from outside, shown in a one-line error: control characters escaped."""
-    if not any(unicodedata.category(c) == "Cc" for c in text):
+def printable(text: str) -> str:
+    """A key from outside, shown in a one-line error: control and format characters (a NUL,
+    a terminal escape, a right-to-left override, a line separator) escaped, as repr() does."""
+    if text.isprintable():
         return text
-    return text.encode("unicode_escape").decode("ascii")
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def checked_text(max_length: int, multiline: bool = False) -> Callable[[str, ValidationInfo], str]:
@@ -86,9 +87,25 @@ def checked_text(max_length: int, multiline: bool = False) -> Callable[[str, Val
     return check
 
 
+ID_RULE = "must be 1 to 64 characters: ASCII letters, digits, _ . : -"
+
+
+def is_id(value: object) -> bool:
+    """1-64 ASCII letters, digits or `_ . : -`: fits every id column of the case store."""
+    return isinstance(value, str) and len(value) <= 64 and bool(_ID.match(value))
+
+
 def checked_id(value: str, info: ValidationInfo) -> str:
     """Ids (appointment, client, therapist, staff): at the edge 1-64 ASCII letters, digits or
     `_ . : -`, so they fit the store's columns and are safe in a workflow id."""
-    if is_edge(info) and (len(value) > 64 or not _ID.match(value)):
-        raise ValueError("must be 1 to 64 characters: ASCII letters, digits, _ . : -")
+    if is_edge(info) and not is_id(value):
+        raise ValueError(ID_RULE)
     return value
+
+
+def check_ids(**ids: str | None) -> None:
+    """Ids given as plain arguments (a CLI argument, a lookup by id), checked before they reach
+    the store or Temporal: an EdgeError naming every bad one (None: not given)."""
+    bad = [name for name, value in ids.items() if value is not None and not is_id(value)]
+    if bad:
+        raise EdgeError("; ".join(f"{name}: {ID_RULE}" for name in bad))

@@ -22,7 +22,7 @@ from models.edge import EdgeError, at_edge, is_edge
 PRODUCTION_GRACE_MIN = timedelta(minutes=15)
 PRODUCTION_GRACE_MAX = timedelta(minutes=30)
 LONGEST_WAIT = timedelta(days=30)
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 
 
 class PolicyError(ValueError):

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from models.answers import INTENT_LABELS
 from models.case import Attempt, CaseStatus, NoteEntry, RejectedSignal, Resolution
+from models.edge import printable
 
 
 def local_label(moment: datetime, time_zone: str) -> str:
@@ -94,5 +95,7 @@ def _timeline(
     """Every attempt, note and rejected signal: the documentation part of a case."""
     lines = ["Attempts:", *([attempt_line(a) for a in attempts] or ["  (none)"])]
     lines += ["Notes:", *([note_line(n) for n in notes] or ["  (none)"])]
-    lines += [f"  REJECTED {r.signal} at {_t(r.at)}: {r.error}" for r in rejected]
+    # A signal's name is whatever its sender typed (the Web UI, the CLI): escaped, so a name
+    # with a terminal escape in it cannot rewrite the screen of whoever reads the case.
+    lines += [f"  REJECTED {printable(r.signal)} at {_t(r.at)}: {r.error}" for r in rejected]
     return lines

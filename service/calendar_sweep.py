@@ -43,7 +43,7 @@ from models.calendar import (
 )
 from models.case import case_id_for
 from models.durations import format_duration
-from models.edge import EdgeError, at_edge
+from models.edge import EdgeError, at_edge, is_id
 from models.policy import EscalationPolicy, PolicyError, load_policy
 from service.cases import CaseError, CaseService
 from settings import Settings
@@ -130,6 +130,8 @@ class CalendarService:
         return source.source_id
 
     async def remove(self, source_id: str) -> None:
+        if not is_id(source_id):  # no source has it (and the store could not look it up)
+            raise CalendarError(f"no such calendar source: {_shown(source_id)}")
         if not await self._store.remove_source(source_id):
             raise CalendarError(f"no such calendar source: {source_id}")
 
@@ -358,3 +360,9 @@ def _failed(source_id: str, now: datetime, error: str) -> SweepReport:
     return SweepReport(
         source_id=source_id, read_ok=False, window_start=now, window_end=now, error=error
     )
+
+
+def _shown(text: str) -> str:
+    """An id from outside in a one-line message: escaped, and cut if long."""
+    shown = ascii(text)[1:-1]
+    return shown if len(shown) <= 64 else shown[:64] + "..."

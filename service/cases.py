@@ -29,7 +29,7 @@ from models.answers import (
     SessionCancelled,
 )
 from models.case import CaseStatus, MissedSessionInput, NoteEntry, Resolution, case_id_for
-from models.edge import EdgeError, at_edge
+from models.edge import ID_RULE, EdgeError, at_edge, check_ids, is_id
 from models.policy import EscalationPolicy, PolicyError, validate_policy
 from models.report import local_label
 from settings import Settings
@@ -50,6 +50,7 @@ ANSWERS: dict[str, type[BaseModel]] = {
 """Update name -> the model its payload must satisfy."""
 
 _RUNNING = (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW)
+CASE_PREFIX = case_id_for("")
 
 
 class CaseError(Exception):
@@ -69,8 +70,15 @@ class CaseListing:
 
 
 def case_id_of(reference: str) -> str:
-    """CASE arguments accept the appointment id or the case id."""
-    return reference if reference.startswith("missed-session-") else case_id_for(reference)
+    """CASE arguments accept the appointment id or the case id. Checked before it is looked up
+    anywhere: an id no case can have (too long for the store, a NUL, not UTF-8) is refused."""
+    appointment_id = reference.removeprefix(CASE_PREFIX)
+    if not is_id(appointment_id):
+        raise CaseError(
+            f"case: the appointment id or the case id ({CASE_PREFIX}<appointment>); an "
+            f"appointment id {ID_RULE}"
+        )
+    return case_id_for(appointment_id)
 
 
 class CaseService:
@@ -113,6 +121,10 @@ class CaseService:
     ) -> OpenedCase:
         """Open the case for a missed session, once per appointment, ever. The therapist
         defaults to the client's own; anyone else is refused."""
+        try:  # before any lookup: an id the store cannot hold is a clear error, not its error
+            check_ids(appointment_id=appointment_id, client_id=client_id, therapist_id=therapist_id)
+        except EdgeError as exc:
+            raise CaseError(str(exc)) from None
         client = await self._store.get_client(client_id)
         if client is None:
             raise CaseError(f"unknown client id {client_id!r}: import the directory first")
@@ -205,8 +217,10 @@ class CaseService:
         except CaseError:
             case_id = case_id_of(reference)
             resolution = await self._store.get_resolution(case_id)
-            mine = resolution is not None and (
-                resolution.outcome.value == data.get("outcome")
+            mine = (
+                resolution is not None
+                and isinstance(data, Mapping)  # not a close-out at all: its own error stands
+                and resolution.outcome.value == data.get("outcome")
                 and resolution.closed_by == data.get("by", "therapist")
                 and resolution.note == data.get("note")
             )

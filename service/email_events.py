@@ -25,8 +25,8 @@ from service.cases import CaseError, CaseService
 
 log = logging.getLogger(__name__)
 
-_ADDRESS = re.compile(r"^[^\x00-\x20@]{1,200}@[^\x00-\x20@]{1,200}$")
-_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # X-Message-Id: URL-safe base64
+_ADDRESS = re.compile(r"^[^\x00-\x20@]{1,200}@[^\x00-\x20@]{1,200}\Z")
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}\Z")  # X-Message-Id: URL-safe base64
 FAILING_EVENTS = {
     "bounce": "bounced",
     "dropped": "was dropped by SendGrid",
@@ -64,13 +64,13 @@ class EmailEventService:
         summary = EmailEventSummary()
         for event in events:
             kind = event.get("event") if isinstance(event, Mapping) else None
-            if kind not in FAILING_EVENTS:
+            if not isinstance(kind, str) or kind not in FAILING_EVENTS:  # [] is unhashable
                 summary.ignored += 1
                 continue
             assert isinstance(event, Mapping)
             reason = _reason(event)
             email = event.get("email")
-            if isinstance(email, str) and _ADDRESS.match(email):
+            if isinstance(email, str) and len(email) <= 254 and _ADDRESS.match(email):
                 await self._store.suppress_email(email, reason, now)
                 summary.suppressed += 1
             message_id = str(event.get("sg_message_id") or "").split(".", 1)[0]

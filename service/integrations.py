@@ -22,7 +22,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, Field
 
 from models.case import case_id_for
-from models.edge import EdgeError, at_edge, checked_id
+from models.edge import EdgeError, at_edge, check_ids, checked_id
 from models.integration_events import (
     CancellationEvent,
     CheckInEvent,
@@ -72,6 +72,10 @@ class IntegrationService:
         return token
 
     async def remove(self, integration_id: str) -> None:
+        try:
+            check_ids(integration_id=integration_id)
+        except EdgeError as exc:
+            raise IntegrationError(str(exc)) from None
         if not await self._store.remove_integration(integration_id):
             raise IntegrationError(f"no such integration: {integration_id}")
 

@@ -37,7 +37,7 @@ STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT
 START_WORDS = frozenset({"START", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP"})
 NOTE_LIMIT = 4000  # the case's note limit is 5000; room for the words around the text
-_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{7,14}\Z")
 AUTHOR = "client (sms)"
 
 

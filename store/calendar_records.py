@@ -16,6 +16,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.calendar import CalendarSource, KnownSession
+from store.errors import stored
 from store.schema import (
     AttendanceTable,
     CalendarSessionTable,
@@ -257,7 +258,7 @@ class CalendarRecords:
 
 def _source_row(row: RowMapping) -> SourceRow:
     return SourceRow(
-        source=CalendarSource.model_validate(row["config"]),
+        source=stored(CalendarSource, row["config"]),
         has_secret=row["secret"] is not None,
         created_at=row["created_at"],
         last_read_at=row["last_read_at"],

@@ -27,7 +27,7 @@ from models.outreach import NoteRecord, OpenCaseRequest, OutreachRequest, StageC
 from store import migrations
 from store import sqlite as sqlite_transactions
 from store.calendar_records import CalendarRecords
-from store.errors import StoreError, safe_store_error
+from store.errors import StoreError, raise_unchained, safe_store_error, stored
 from store.rows import AttemptRow, AttemptState, AttendanceStatus, CaseRow
 from store.schema import (
     AttemptTable,
@@ -48,6 +48,10 @@ _UPSERTS: dict[str, Callable[[Any], Upsert]] = {
     "sqlite": sqlite.insert,
     "postgresql": postgresql.insert,
 }
+# What a driver raises: SQLAlchemy's errors (wrapping asyncpg's and sqlite3's), the network's,
+# and a text the driver cannot encode (a lone surrogate, from a command-line argument that is
+# not UTF-8), which sqlite3 raises unwrapped.
+_DRIVER_ERRORS = (SQLAlchemyError, OSError, UnicodeError)
 _SQLITE_BUSY_TIMEOUT_S = 30  # several activities may write at once; wait rather than fail
 
 
@@ -84,11 +88,14 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction (on SQLite holding the write lock from its start, see
         `store.sqlite`) whose errors never quote rows (see `store.errors`)."""
+        error: StoreError | None = None
         try:
             async with self._turn(), self._writer.begin() as conn:
                 yield conn
-        except (SQLAlchemyError, OSError) as exc:
-            raise safe_store_error(exc) from None
+        except _DRIVER_ERRORS as exc:
+            error = safe_store_error(exc)
+        if error is not None:
+            raise_unchained(error)  # not even a __context__ holds the driver's text
 
     @asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
@@ -100,11 +107,14 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
 
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        error: StoreError | None = None
         try:
             async with self._engine.connect() as conn:
                 yield conn
-        except (SQLAlchemyError, OSError) as exc:
-            raise safe_store_error(exc) from None
+        except _DRIVER_ERRORS as exc:
+            error = safe_store_error(exc)
+        if error is not None:
+            raise_unchained(error)
 
     async def create_schema(self) -> None:
         """Create or upgrade the schema: `alembic upgrade head` with the migrations in
@@ -169,15 +179,15 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
 
     async def _keep_withdrawals(self, clients: list[ClientProfile]) -> list[ClientProfile]:
         ids = [c.client_id for c in clients]
-        stored: dict[str, ClientProfile] = {}
+        known: dict[str, ClientProfile] = {}
         for start in range(0, len(ids), 500):  # bounded IN lists
             query = select(ClientTable.record).where(ClientTable.client_id.in_(ids[start:][:500]))
             for row in await self._all(query):
-                record = ClientProfile.model_validate(row["record"])
-                stored[record.client_id] = record
+                record = stored(ClientProfile, row["record"])
+                known[record.client_id] = record
         merged = []
         for client in clients:
-            changes = stored[client.client_id].consent_changes if client.client_id in stored else []
+            changes = known[client.client_id].consent_changes if client.client_id in known else []
             latest = {change.channel: change.granted for change in changes}
             withdrawn = {c.value: False for c, granted in latest.items() if not granted}
             merged.append(
@@ -194,12 +204,12 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         row = await self._first(
             select(ClientTable.record).where(ClientTable.client_id == client_id)
         )
-        return ClientProfile.model_validate(row["record"]) if row else None
+        return stored(ClientProfile, row["record"]) if row else None
 
     async def get_therapist(self, therapist_id: str) -> Therapist | None:
         query = select(TherapistTable.record).where(TherapistTable.therapist_id == therapist_id)
         row = await self._first(query)
-        return Therapist.model_validate(row["record"]) if row else None
+        return stored(Therapist, row["record"]) if row else None
 
     async def therapist_ids(self) -> set[str]:
         return {r["therapist_id"] for r in await self._all(select(TherapistTable.therapist_id))}
@@ -234,18 +244,18 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
 
     async def get_case(self, case_id: str) -> CaseRow | None:
         row = await self._first(select(CaseTable).where(CaseTable.case_id == case_id))
-        return CaseRow.model_validate(dict(row)) if row else None
+        return stored(CaseRow, dict(row)) if row else None
 
     async def list_cases(self, open_only: bool = True) -> list[CaseRow]:
         query = select(CaseTable).order_by(CaseTable.opened_at, CaseTable.case_id)
         if open_only:
             query = query.where(CaseTable.closed_at.is_(None))
-        return [CaseRow.model_validate(dict(r)) for r in await self._all(query)]
+        return [stored(CaseRow, dict(r)) for r in await self._all(query)]
 
     # ------------------------------------------------------------------ outreach attempts
     async def get_attempt(self, key: str) -> AttemptRow | None:
         row = await self._first(select(AttemptTable).where(AttemptTable.key == key))
-        return AttemptRow.model_validate(dict(row)) if row else None
+        return stored(AttemptRow, dict(row)) if row else None
 
     async def start_attempt(self, request: OutreachRequest, at: datetime) -> AttemptRow:
         """Write the row of a message that is recorded without being sent (no address, no
@@ -255,7 +265,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             await conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
             query = select(AttemptTable).where(AttemptTable.key == request.key)
             row = (await conn.execute(query)).mappings().one()
-        return AttemptRow.model_validate(dict(row))
+        return stored(AttemptRow, dict(row))
 
     async def claim_attempt(
         self, request: OutreachRequest, at: datetime, claim: str, seen: AttemptRow | None
@@ -349,7 +359,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             row = (await conn.execute(query)).mappings().first()
         if row is None:
             raise LookupError(f"outreach attempt {key} was never started")
-        return AttemptRow.model_validate(dict(row)).as_attempt()
+        return stored(AttemptRow, dict(row)).as_attempt()
 
     async def finish_abandoned_attempts(self, case_id: str, at: datetime) -> int:
         """At the close-out, once every activity of the case has ended: an attempt still
@@ -387,7 +397,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             .where(AttemptTable.case_id == case_id, AttemptTable.state == "done")
             .order_by(AttemptTable.finished_at, AttemptTable.started_at, AttemptTable.key)
         )
-        return [AttemptRow.model_validate(dict(r)).as_attempt() for r in await self._all(query)]
+        return [stored(AttemptRow, dict(r)).as_attempt() for r in await self._all(query)]
 
     # ------------------------------------------------------------------ notes
     async def add_note(self, record: NoteRecord) -> None:
@@ -408,7 +418,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             .where(NoteTable.case_id == case_id)
             .order_by(NoteTable.at, NoteTable.key)
         )
-        return [NoteEntry.model_validate(dict(r)) for r in await self._all(query)]
+        return [stored(NoteEntry, dict(r)) for r in await self._all(query)]
 
     # ------------------------------------------------------------------ attendance history
     async def record_attendance(
@@ -511,7 +521,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
     async def get_resolution(self, case_id: str) -> Resolution | None:
         query = select(ResolutionTable.document).where(ResolutionTable.case_id == case_id)
         row = await self._first(query)
-        return Resolution.model_validate(row["document"]) if row else None
+        return stored(Resolution, row["document"]) if row else None
 
     async def add_addendum(self, case_id: str, entry: NoteEntry) -> bool:
         """Late documentation on a closed case: a dated addendum to its resolution (and to its
@@ -521,7 +531,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             row = (await conn.execute(query.with_for_update())).mappings().first()
             if row is None:
                 return False
-            resolution = Resolution.model_validate(row["document"])
+            resolution = stored(Resolution, row["document"])
             if entry not in resolution.addenda:
                 resolution.addenda.append(entry)
                 await conn.execute(
@@ -585,7 +595,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             row = (await conn.execute(query.with_for_update())).mappings().first()
             if row is None:
                 return False
-            client = ClientProfile.model_validate(row["record"])
+            client = stored(ClientProfile, row["record"])
             change = change_for(client)
             if change is None:
                 return False

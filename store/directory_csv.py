@@ -1,7 +1,8 @@
 """Load therapists and clients from one CSV file, all or nothing.
 
-One UTF-8 file with a header row (line 1); column order does not matter, and every column below
-must be present. `record_type` says what a row is; cells a row type does not use must be empty.
+One UTF-8 file with a header row (line 1); column order does not matter, every column below
+must be present, and no other (a misspelt one is named, not silently ignored). `record_type`
+says what a row is; cells a row type does not use must be empty.
 
     column                    therapist row                    client row
     record_type               therapist                        client
@@ -32,6 +33,7 @@ once, and nothing of a file with a problem is imported.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import logging
 from dataclasses import dataclass, field
@@ -185,7 +187,12 @@ def _parse(path: Path) -> _Parsed:
         if column not in header:
             parsed.problems.append(_Problem(1, column, "missing column"))
     for column in {c for c in header if header.count(c) > 1}:
-        parsed.problems.append(_Problem(1, column, "column appears more than once"))
+        parsed.problems.append(_Problem(1, _shown(column), "column appears more than once"))
+    for column in dict.fromkeys(c for c in header if c and c not in COLUMNS):
+        # A misspelt column ("consnt_sms") must not be read as "no consent" without a word.
+        guess = difflib.get_close_matches(column.lower(), COLUMNS, n=1)
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        parsed.problems.append(_Problem(1, _shown(column), f"unknown column{hint}"))
     if parsed.problems:
         return parsed
     while True:
@@ -211,12 +218,14 @@ def _parse_row(row: dict[str, str], line: int, parsed: _Parsed) -> None:
     """Validate one row into `parsed`; short rows read as if their last cells were empty."""
     kind = _RECORD_TYPES.get(row.get("record_type", "").lower())
     if kind is None:
-        message = f"expected therapist or client, got {row.get('record_type', '')!r}"
+        message = f"expected therapist or client, got '{_shown(row.get('record_type', ''))}'"
         parsed.problems.append(_Problem(line, "record_type", message))
         return
     record_id = row.get("id", "")
     if record_id and (kind, record_id) in parsed.line_of:
-        message = f"{kind} {record_id!r} is also on line {parsed.line_of[(kind, record_id)]}"
+        message = (
+            f"{kind} '{_shown(record_id)}' is also on line {parsed.line_of[(kind, record_id)]}"
+        )
         parsed.problems.append(_Problem(line, "id", message))
         return
     if record_id:
@@ -255,7 +264,7 @@ def _client_data(row: dict[str, str], issues: list[tuple[str, str]]) -> dict[str
     def flag(column: str) -> bool:
         value = row.get(column, "").lower()
         if value not in _TRUE | _FALSE:
-            issues.append((column, f"expected yes or no (true/false, 1/0), got {value!r}"))
+            issues.append((column, f"expected yes or no (true/false, 1/0), got '{_shown(value)}'"))
         return value in _TRUE
 
     data = _filled(
@@ -286,6 +295,13 @@ def _client_data(row: dict[str, str], issues: list[tuple[str, str]]) -> dict[str
     elif contact:
         issues.append(("ec_name", "required when other emergency contact cells are filled in"))
     return data
+
+
+def _shown(text: str) -> str:
+    """A name from the file in an error line: control characters escaped, and cut if long."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return text if len(text) <= 64 else text[:64] + "..."
 
 
 def _filled(**values: str) -> dict[str, Any]:

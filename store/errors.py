@@ -9,13 +9,40 @@ kind of error and its SQLSTATE.
 
 from __future__ import annotations
 
+from typing import Any, NoReturn, TypeVar
+
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 
 from store.schema import NaiveDateTimeError
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
 
 class StoreError(Exception):
     """The case store failed; the message carries no data from the database."""
+
+
+def stored(model: type[ModelT], data: Any) -> ModelT:
+    """A row read back as `model`. A row that no longer fits (written by other code, edited
+    by hand) is a StoreError naming the fields: pydantic's own message quotes the whole row."""
+    problem: str | None = None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = sorted({".".join(map(str, e["loc"])) or "row" for e in exc.errors()})
+        problem = f"case store: a stored {model.__name__} cannot be read ({', '.join(fields)})"
+    raise_unchained(StoreError(problem))
+
+
+def raise_unchained(error: StoreError) -> NoReturn:
+    """Raise `error` with nothing chained to it. `raise ... from None` only hides the driver's
+    exception from tracebacks: it stays in `__context__`, with the parameters in its text, for
+    any error reporter that walks the chain."""
+    try:
+        raise error
+    finally:
+        error.__context__ = None
 
 
 def safe_store_error(exc: BaseException) -> StoreError:
@@ -35,6 +62,8 @@ def safe_store_error(exc: BaseException) -> StoreError:
         return StoreError(str(exc.orig))  # our own fixed text
     if isinstance(exc, SQLAlchemyError):
         return StoreError(f"case store error ({type(exc).__name__})")
+    if isinstance(exc, UnicodeError):
+        return StoreError("case store error (text that is not valid Unicode cannot be stored)")
     return StoreError(f"case store unreachable ({type(exc).__name__})")
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.case import AttemptResult
 from models.directory import Channel, ClientProfile, ConsentChange
+from store.errors import stored
 from store.rows import CaseRow
 from store.schema import (
     AttemptTable,
@@ -138,7 +139,7 @@ class WebRecords:
         directory is a practice's, so a scan of it is cheap and needs no second copy of the
         number outside the record."""
         rows = await self._all(select(ClientTable.record))
-        clients = [ClientProfile.model_validate(r["record"]) for r in rows]
+        clients = [stored(ClientProfile, r["record"]) for r in rows]
         return sorted((c for c in clients if c.phone == phone), key=lambda client: client.client_id)
 
     async def cases_of_clients(
@@ -155,12 +156,12 @@ class WebRecords:
         )
         if open_only:
             query = query.where(CaseTable.closed_at.is_(None))
-        return [CaseRow.model_validate(dict(r)) for r in await self._all(query)]
+        return [stored(CaseRow, dict(r)) for r in await self._all(query)]
 
     async def get_inbound(self, message_sid: str) -> InboundMessage | None:
         query = select(InboundMessageTable).where(InboundMessageTable.message_sid == message_sid)
         row = await self._first(query)
-        return InboundMessage.model_validate(dict(row)) if row else None
+        return stored(InboundMessage, dict(row)) if row else None
 
     async def record_inbound(
         self,
@@ -202,7 +203,7 @@ class WebRecords:
             .where(InboundMessageTable.client_id == client_id)
             .order_by(InboundMessageTable.received_at, InboundMessageTable.message_sid)
         )
-        return [InboundMessage.model_validate(dict(r)) for r in await self._all(query)]
+        return [stored(InboundMessage, dict(r)) for r in await self._all(query)]
 
     async def restore_consent(
         self, client_id: str, channel: Channel, at: datetime, source: str

@@ -21,6 +21,7 @@ from settings import Settings
 from tests.harness import Harness
 from web import integrations, sendgrid_events, twilio_hooks
 from web.context import WebContext
+from web.errors import add_error_handlers
 
 PUBLIC = "https://hooks.example.org"
 TWILIO_TOKEN = "twilio-auth-token-for-tests"
@@ -61,6 +62,7 @@ def hook_settings(base: Settings, signer: SendGridSigner | None = None, **change
 def hooks_app(context: WebContext) -> FastAPI:
     """The routes `web.app.create_app` registers, over the given context."""
     app = FastAPI()
+    add_error_handlers(app)
     app.include_router(twilio_hooks.router(context))
     app.include_router(sendgrid_events.router(context))
     app.include_router(integrations.router(context))

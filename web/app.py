@@ -7,13 +7,16 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
+from models.links import CLIENT_PATH, STAFF_PATH
 from settings import Settings
+from store.errors import StoreError
 from temporal_env.codec import EncryptionCodec, parse_keys
 from web import integrations, sendgrid_events, twilio_hooks
 from web.client_page import client_router
 from web.close_out import close_out_router
 from web.codec_server import add_codec_server
 from web.context import WebContext
+from web.errors import add_error_handlers, store_unavailable
 from web.pages import STATIC, PageDeps, PageProblem, problem_page, with_security_headers
 
 
@@ -25,6 +28,7 @@ def create_app(settings: Settings, pages: PageDeps | None = None) -> FastAPI:
     """The app; with `pages` (the case service, the links, a clock) it serves the pages too.
     The webhooks and the API share the pages' case service when there is one."""
     app = FastAPI(title="Missed Session Outreach", docs_url="/api/docs")
+    add_error_handlers(app)
     keys = settings.payload_keys
     if keys is not None:
         token = settings.codec_server_token
@@ -50,6 +54,17 @@ def create_app(settings: Settings, pages: PageDeps | None = None) -> FastAPI:
         @app.exception_handler(PageProblem)
         async def problem(request: Request, exc: PageProblem) -> Response:
             return problem_page(request, exc)
+
+        @app.exception_handler(StoreError)
+        async def store_failed(request: Request, exc: StoreError) -> Response:
+            if not request.url.path.startswith((STAFF_PATH, CLIENT_PATH)):
+                return await store_unavailable(request, exc)
+            problem = PageProblem(
+                503,
+                "The case cannot be read just now",
+                "The case system is not reachable. Please try again in a few minutes.",
+            )
+            return problem_page(request, problem)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:

@@ -49,9 +49,13 @@ def close_out_router(deps: PageDeps) -> APIRouter:
         same_origin(request, deps)
         claim, row, status = await _open_case(deps, token)
         form = await request.form()
-        values = {name: str(form.get(name, "")) for name in FIELDS}
+        sent = {name: form.get(name, "") for name in FIELDS}
+        values = {name: value if isinstance(value, str) else "" for name, value in sent.items()}
         answer = _close_out(values, claim.person_id)
         errors = _field_errors(answer)
+        for name, value in sent.items():
+            if not isinstance(value, str):  # a file: str() of it would be taken as the text
+                errors[name] = "expected text, not a file"
         if errors:
             return await _page(request, deps, token, claim, row, status, values, errors, 422)
         try:

@@ -30,7 +30,7 @@ def codec_router(codec: EncryptionCodec, token: str) -> APIRouter:
     async def _payloads(request: Request) -> Payloads:
         try:
             return json_format.Parse(await request.body(), Payloads())
-        except json_format.ParseError:
+        except (json_format.ParseError, UnicodeDecodeError):  # not UTF-8: not JSON either
             raise HTTPException(status_code=400, detail='expected {"payloads": [...]}') from None
 
     def _answer(payloads: Payloads) -> Response:

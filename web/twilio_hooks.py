@@ -30,8 +30,8 @@ from web.signatures import forbidden, twilio_form
 log = logging.getLogger(__name__)
 
 SMS_PATH = "/twilio/sms"
-_SID = re.compile(r"^[A-Za-z0-9_-]{2,64}$")  # Twilio's SM... / CA... ids
-_STATUS = re.compile(r"^[a-z-]{1,20}$")
+_SID = re.compile(r"^[A-Za-z0-9_-]{2,64}\Z")  # Twilio's SM... / CA... ids
+_STATUS = re.compile(r"^[a-z-]{1,20}\Z")
 
 
 def _twiml(text: str | None = None) -> Response:
