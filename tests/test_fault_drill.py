@@ -154,8 +154,15 @@ async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_dou
     unrecorded = [r for r in taken if r.provider_id not in recorded]
     unconfirmed = [a for a in attempts if a.result is AttemptResult.unconfirmed]
     assert len(unrecorded) <= len(unconfirmed), (len(unrecorded), len(unconfirmed))
-    why = ("may have taken the message", "the case closed while the message was handed")
-    assert all(any(reason in a.detail for reason in why) for a in unconfirmed)
+    why = (
+        "may have taken the message",  # the answer came too late, or the connection broke
+        "the case closed while the message was handed",  # the close-out cut the request off
+        "interrupted mid-send",  # a try timed out by Temporal on a loaded machine
+        "it may have gone out",  # finished at close-out, its try cut off
+    )
+    assert all(any(reason in a.detail for reason in why) for a in unconfirmed), [
+        a.detail for a in unconfirmed
+    ]
     assert any(r.fault == "slow" for r in unrecorded)  # the slow answers were among them
     # None missing: every attempt recorded as delivered names a message the endpoint took.
     taken_ids = {r.provider_id for r in taken}
