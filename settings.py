@@ -10,8 +10,10 @@ from ipaddress import ip_address
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.directory import is_time_zone
 
 
 class Settings(BaseSettings):
@@ -35,6 +37,16 @@ class Settings(BaseSettings):
     practice_name: str = "Riverside Wellness Practice"
     practice_callback_number: str = "+15555550100"
     practice_time_zone: str = "America/New_York"
+
+    @field_validator("practice_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        # Staff messages, pages and the case's own answers name times in it: a zone nobody
+        # knows would fail each of them later, one at a time, in the middle of a case.
+        if not is_time_zone(value):
+            raise ValueError("not an IANA time zone this machine knows, e.g. America/New_York")
+        return value
+
     # Told again while a case waits, when the therapist has no supervisor (email).
     practice_on_call_email: str | None = None
 

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 from models.answers import CLOSE_OUT_OUTCOMES
 from models.case import Resolution, Stage
 from models.durations import format_duration, parse_duration
@@ -56,6 +58,13 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UserError(f"{self.prog}: {_escaped(message)} (see {self.prog} --help)")
+
+
+def _setting_errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])).upper()}: {str(e['msg']).removeprefix('Value error, ')}"
+        for e in exc.errors(include_url=False, include_input=False)
+    )
 
 
 def _escaped(text: str) -> str:
@@ -569,7 +578,12 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as exc:  # --help: printed, nothing to run
             return exc.code if isinstance(exc.code, int) else 0
-        asyncio.run(args.run(args, Settings()))
+        try:
+            settings = Settings()
+        except ValidationError as exc:  # never its message: it quotes the values (secrets)
+            problems = _setting_errors(exc)
+            raise UserError(f"configuration (environment or .env): {problems}") from None
+        asyncio.run(args.run(args, settings))
     except (
         UserError,
         CaseError,

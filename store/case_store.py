@@ -18,7 +18,7 @@ from alembic.util import CommandError
 from sqlalchemy import Executable, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from models.case import Attempt, AttemptResult, CaseHeader, NoteEntry, Resolution, Stage
@@ -73,16 +73,26 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         """`sqlite+aiosqlite:///path/cases.db` (the directory is created) or
         `postgresql+asyncpg://user@host/db`. On SQLite a writer waits up to
         `sqlite_busy_timeout_s` for the write lock."""
-        parsed = make_url(url)
-        if parsed.get_backend_name() != "sqlite":
-            return cls(create_async_engine(url, pool_pre_ping=True, hide_parameters=True))
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        return cls(
-            create_async_engine(
+        try:
+            parsed = make_url(url)
+            if parsed.get_backend_name() != "sqlite":
+                return cls(create_async_engine(url, pool_pre_ping=True, hide_parameters=True))
+            if parsed.database and parsed.database != ":memory:":
+                folder = Path(parsed.database).parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    reason = exc.strerror or type(exc).__name__
+                    raise StoreError(f"case store: cannot create {folder}: {reason}") from None
+            engine = create_async_engine(
                 url, hide_parameters=True, connect_args={"timeout": sqlite_busy_timeout_s}
             )
-        )
+        except (ArgumentError, ImportError, ValueError):  # never the URL: it may hold a password
+            raise StoreError(
+                "DATABASE_URL is not a case store URL: sqlite+aiosqlite:///path/cases.db or "
+                "postgresql+asyncpg://user@host/db"
+            ) from None
+        return cls(engine)
 
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:

@@ -301,3 +301,35 @@ def test_extreme_arguments_name_the_argument(
             "floating_time_zone:",
         )
     ), err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("WEB_PORT", "abc", "WEB_PORT: Input should be a valid integer"),
+        ("PRACTICE_TIME_ZONE", "America", "PRACTICE_TIME_ZONE: not an IANA time zone"),
+        ("DATABASE_URL", "nonsense://user:s3cret@host/db", "DATABASE_URL is not a case store URL"),
+        (
+            "DATABASE_URL",
+            "postgresql://user:s3cret@host/db",
+            "DATABASE_URL is not a case store URL",
+        ),
+        ("DATABASE_URL", "sqlite+aiosqlite:////proc/nowhere/cases.db", "cannot create /proc"),
+        ("LOG_FORMAT", "s3cret", "LOG_FORMAT: Input should be 'text' or 'json'"),
+    ],
+)
+def test_a_bad_configuration_is_one_line_that_quotes_no_value(
+    nowhere: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    said: str,
+) -> None:
+    """Found: a setting pydantic refused, or a DATABASE_URL SQLAlchemy could not load, was a
+    traceback, and pydantic's message quotes the value (a URL's password, a key)."""
+    monkeypatch.setenv(variable, value)
+    assert main(["list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+    assert said in err and "s3cret" not in err and "Traceback" not in err
