@@ -53,6 +53,7 @@ _UPSERTS: dict[str, Callable[[Any], Upsert]] = {
 # not UTF-8), which sqlite3 raises unwrapped.
 _DRIVER_ERRORS = (SQLAlchemyError, OSError, UnicodeError)
 _SQLITE_BUSY_TIMEOUT_S = 30  # several activities may write at once; wait rather than fail
+_POSTGRES_TIMEOUT_S = 10  # to connect, or to wait for a pooled connection
 
 
 class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
@@ -76,7 +77,17 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         try:
             parsed = make_url(url)
             if parsed.get_backend_name() != "sqlite":
-                return cls(create_async_engine(url, pool_pre_ping=True, hide_parameters=True))
+                # A store that hangs must fail a try well within its activity's 30 s, not time
+                # it out: a failure keeps the try's last heartbeat ("not sent"), a timeout may not.
+                return cls(
+                    create_async_engine(
+                        url,
+                        pool_pre_ping=True,
+                        hide_parameters=True,
+                        pool_timeout=_POSTGRES_TIMEOUT_S,
+                        connect_args={"timeout": _POSTGRES_TIMEOUT_S, "command_timeout": 15},
+                    )
+                )
             if parsed.database and parsed.database != ":memory:":
                 folder = Path(parsed.database).parent
                 try:
