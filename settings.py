@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # How often a placed call is polled until Twilio reports a final status.
     call_poll_interval_seconds: float = 5.0
 
+    # Cases the worker keeps in memory (the SDK's workflow cache); the others are evicted and
+    # replayed from their history when they next wake up (a reminder, an answer, a query).
+    # 0: none cached, every workflow task replays. `python -m bench.held_cases` measures it.
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
+
     def message_link_base(self) -> str | None:
         """The base URL that messages' links start with, or None: messages carry no link."""
         if self.message_links == "never":
