@@ -1,6 +1,6 @@
 """Cases held awaiting the therapist by one `worker.py` process: its memory, and closing them.
 
-    python -m bench.held_cases [--cases 10000] [--tuned-cache 250]
+    python -m bench.held_cases [--cases 10000] [--tuned-cache 200]
 
 A parked case waits for its therapist for hours or days; a practice holds thousands at once.
 What one worker costs for them is its workflow cache: cached cases stay in memory, the others
@@ -11,17 +11,22 @@ endpoint) twice on the same parked cases, side by side:
 (A) a worker with the SDK's default cache (1000) opens the N cases itself (a seconds-scale
     policy: one SMS to the client, one email to the emergency contact, one to the therapist,
     then reminders hours apart, so none falls due) and parks them all; its peak RSS (VmHWM)
-    and its RSS once they are all parked and it is idle (VmRSS).
+    and its RSS once they are all parked and it is idle (VmRSS). Cases are opened in waves
+    (at most 200 not yet parked), as a practice's arrive over time: all 10,000 at once would
+    measure a cache thrashing through outreach instead.
 (B) A stops gracefully; a worker with the tuned cache takes the same parked cases over with one
     `case_status` query each (a replay into its cache; no new history), measured the same
-    way, then closes every case (the therapist's close-out through the case service).
+    way, then closes every case (the therapist's close-out through the case service); its
+    peak covers the close-all too.
 
 Why a takeover and not a second set of cases: parking costs the product's whole outreach path
-(about 4 cases/s here, `bench/throughput.py` measures that), so one set is all the time budget
-allows; and a takeover is what a restarted or added worker does anyway. B's peak therefore
-includes no outreach (printed as such). The RSS at start (the worker connected, before any case
-is opened) is subtracted for the MB per 1,000 held cases. Cases are counted by visibility
-(`OutreachStage`), never one by one.
+(about 3 cases/s on 2 cores; `bench/throughput.py` measures that), so one set is all the time
+budget allows, and a takeover is what a restarted or added worker does anyway. B's peak
+therefore includes no outreach (printed as such). With fewer than 10,000 cases (`make bench`
+runs 300: 10,000 take over an hour here) the 10,000 figure is projected from the run's own
+per-case cost and printed as projected. The RSS at start (the worker connected, before any
+case is opened) is subtracted for the MB per 1,000 held cases. Cases are counted by
+visibility (`OutreachStage`), never one by one.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ SDK_DEFAULT_CACHE = 1000  # temporalio.worker.Worker's max_cached_workflows
 PRODUCT_DEFAULT_CACHE = Settings.model_fields["worker_max_cached_workflows"].default
 TARGET_CASES, TARGET_MB = 10_000, 300.0
 CONCURRENCY = 32  # opens, queries and close-outs in flight at once
+WINDOW = 200  # cases opened and not yet parked, at most
 
 
 def held_policy() -> EscalationPolicy:
@@ -238,6 +244,37 @@ def module_reimport_kib(module: str = "workflows.missed_session", copies: int = 
     return (after - before) / copies / 1024
 
 
+async def _open_in_waves(
+    service: CaseService, client: Client, parked: str, n: int, policy: EscalationPolicy
+) -> list[str]:
+    """Open n cases, at most WINDOW of them not yet parked at a time: a practice's cases arrive
+    over time; all at once would measure a cache thrashing through outreach, not holding."""
+    now = datetime.now(UTC)
+    ids: list[str] = []
+
+    async def open_one(appointment: str) -> None:
+        opened = await service.open(
+            appointment_id=appointment, client_id="C100", scheduled_start=now,
+            policy=policy, now=now,
+        )  # fmt: skip
+        ids.append(opened.case_id)
+
+    appointments = [f"H{uuid.uuid4().hex[:16]}" for _ in range(n)]
+    loop = asyncio.get_running_loop()
+    last, progress_at = -1, loop.time()
+    while len(ids) < n:
+        seen = await _count(client, parked)
+        if seen > last:
+            last, progress_at = seen, loop.time()
+        elif loop.time() - progress_at > 120:
+            raise RuntimeError(f"no case parked for 120 s ({seen} of {len(ids)} opened)")
+        room = WINDOW - (len(ids) - seen)
+        if room > 0:
+            await _each(appointments[len(ids) : len(ids) + room], open_one)
+        await asyncio.sleep(2.0)  # visibility counts are rate-limited
+    return ids
+
+
 async def measure(n: int, tuned_cache: int) -> list[str]:
     folder = Path(tempfile.mkdtemp(prefix="bench-held-"))
     env = await _start_dev_server(folder)
@@ -255,53 +292,37 @@ async def measure(n: int, tuned_cache: int) -> list[str]:
         "METRICS_ADDRESS": "",
     }
     service = CaseService(store, Settings(temporal_task_queue=queue), client)
-    policy = held_policy()
     parked = f'TaskQueue = "{queue}" AND OutreachStage = "awaiting_therapist"'
+    completed = f'TaskQueue = "{queue}" AND ExecutionStatus = "Completed"'
     a = WorkerProcess(worker_env, SDK_DEFAULT_CACHE, folder / "worker-a.log")
     b = WorkerProcess(worker_env, tuned_cache, folder / "worker-b.log")
-    lines = [machine_line()]
     began = time.perf_counter()
     try:
         # (A) parks every case itself.
         a_start = await a.start()
-        now = datetime.now(UTC)
-        ids: list[str] = []
-
-        async def open_one(appointment: str) -> None:
-            opened = await service.open(
-                appointment_id=appointment, client_id="C100", scheduled_start=now,
-                policy=policy, now=now,
-            )  # fmt: skip
-            ids.append(opened.case_id)
-
         t0 = time.perf_counter()
-        await _each([f"H{uuid.uuid4().hex[:16]}" for _ in range(n)], open_one)
-        opened_in = time.perf_counter() - t0
-        await _wait_count(client, parked, n, seconds=60 + n)
+        ids = await _open_in_waves(service, client, parked, n, held_policy())
+        await _wait_count(client, parked, n, seconds=120)
         await a.idle()
         parked_in = time.perf_counter() - t0
-        a_status = _status_kb(a.pid)
-        held_a = Held("(A) SDK default", a.cache, n, a_start, a_status["VmHWM"], a_status["VmRSS"])
-        stop_began = time.perf_counter()
+        status = _status_kb(a.pid)
+        held_a = Held("(A) SDK default", a.cache, n, a_start, status["VmHWM"], status["VmRSS"])
         await a.stop()
-        stopped_in = time.perf_counter() - stop_began
 
-        # (B) takes the same parked cases over, one query each, then closes them.
+        # (B) takes the same parked cases over, one query each, then closes them all.
         b_start = await b.start()
         t1 = time.perf_counter()
         await _each(ids, lambda case_id: client.get_workflow_handle(case_id).query("case_status"))
         took_over_in = time.perf_counter() - t1
         await b.idle()
-        b_status = _status_kb(b.pid)
-        held_b = Held("(B) tuned", b.cache, n, b_start, b_status["VmHWM"], b_status["VmRSS"])
+        status = _status_kb(b.pid)
+        held_b = Held("(B) tuned", b.cache, n, b_start, status["VmHWM"], status["VmRSS"])
         still_parked = await _count(client, parked)
         t2 = time.perf_counter()
         await _each(ids, lambda case_id: service.close_out(case_id, CLOSE_OUT))
-        answered_in = time.perf_counter() - t2
-        await _wait_count(client, f'TaskQueue = "{queue}" AND ExecutionStatus = "Completed"',
-                          n, seconds=60 + n)  # fmt: skip
+        await _wait_count(client, completed, n, seconds=120)
         closed_in = time.perf_counter() - t2
-        b_close_peak = _status_kb(b.pid)["VmHWM"]
+        held_b.peak_kb = _status_kb(b.pid)["VmHWM"]  # its lifetime peak: closing included
     except BaseException:
         print(f"failed; the workers' logs and both databases are kept in {folder}")
         raise
@@ -312,8 +333,8 @@ async def measure(n: int, tuned_cache: int) -> list[str]:
         await env.shutdown()
     shutil.rmtree(folder, ignore_errors=True)
     module_kib = module_reimport_kib()
-    kb = 1 / 1024
-    lines += [
+    lines = [
+        machine_line(),
         f"held cases: {n} parked awaiting the therapist; one worker.py process at a time "
         "(dry-run providers, no metrics endpoint); case store SQLite; dev server SQLite "
         "(WAL, synchronous=OFF)",
@@ -322,43 +343,45 @@ async def measure(n: int, tuned_cache: int) -> list[str]:
         f"cache (WORKER_MAX_CACHED_WORKFLOWS): (A) {SDK_DEFAULT_CACHE}, the SDK's default and "
         f"worker.py's before the setting; (B) {tuned_cache}"
         + (" (the product's default)" if tuned_cache == PRODUCT_DEFAULT_CACHE else ""),
-        f"(A) opened {n} in {opened_in:.1f} s, all parked and the worker idle after "
-        f"{parked_in:.1f} s ({n / parked_in:.1f} cases/s); stopped (SIGTERM) in {stopped_in:.1f} s",
+        f"(A) opened and parked {n} (at most {WINDOW} not yet parked at a time) in "
+        f"{parked_in:.1f} s ({n / parked_in:.1f} cases/s)",
         f"(B) took the {n} over in {took_over_in:.1f} s ({n / took_over_in:.0f} queries/s, "
-        f"each a replay); still parked: {still_parked}",
+        f"each a replay of an evicted case); still parked: {still_parked}",
         "                        cache  cached  at start  peak RSS  at rest  per 1,000 held  "
         "per cached",
         held_a.row(),
         held_b.row(),
-        "cached = min(cases, cache): the most the cache can hold. MB per 1,000 held = (RSS at "
-        "rest - RSS at start) / cases x 1,000: the worker's RSS at start (connected, before any "
-        "case was opened) is subtracted. A's peak includes parking (outreach, store writes); B's "
-        "only the takeover.",
+        "cached = min(cases, cache), the most the cache holds. Peak = the worker's VmHWM over "
+        "its life: A's includes parking the cases (outreach, store writes), B's taking them "
+        "over and closing them all. At rest = VmRSS with all parked and the worker idle. MB "
+        "per 1,000 held = (at rest - at start) / cases x 1,000: the worker's RSS at start "
+        "(connected, before any case was opened) is subtracted.",
     ]
     for held in (held_a, held_b):
         if n >= TARGET_CASES:
-            peak, how = held.peak_kb * kb, "measured"
+            peak, how = held.peak_kb / 1024, "measured"
         else:
             peak, how = held.projected_peak_mb(TARGET_CASES), "projected from this run"
-        met = "met" if peak < TARGET_MB else "NOT met"
         lines.append(
             f"target {TARGET_CASES:,} held under {TARGET_MB:.0f} MB, {held.label} (cache "
-            f"{held.cache}): peak {peak:.0f} MB, {how}: {met}"
+            f"{held.cache}): peak {peak:.0f} MB, {how}: "
+            + ("met" if peak < TARGET_MB else "NOT met")
         )
     if n < TARGET_CASES:
         lines.append(
             f"projected = this run's peak + (min({TARGET_CASES:,}, cache) - cached) x per cached "
-            "case: an evicted case costs the worker nothing until it wakes"
+            "case; an evicted case costs the worker nothing until it wakes"
         )
+    per_cached_kib = held_a.mb_per_cached * 1024
     lines += [
-        f"close-all by (B): {n} close-outs answered in {answered_in:.1f} s, all {n} completed in "
-        f"{closed_in:.1f} s ({n / closed_in:.1f} cases/s, {CONCURRENCY} at a time); B's peak "
-        f"during it {b_close_peak * kb:.0f} MB",
-        f"why a cached case costs {held_a.mb_per_cached * 1024:.0f} KiB: the SDK's sandbox "
-        f"re-imports workflows/missed_session.py for every workflow it keeps; one fresh import "
-        f"allocates {module_kib:.0f} KiB (its code objects and class), "
-        f"{module_kib / (held_a.mb_per_cached * 1024):.0%} of it; the rest is the running "
-        "instance (case state, asyncio tasks, the SDK core's per-run state)",
+        f"close-all by (B): {n} cases closed (close-out answered, resolution recorded, workflow "
+        f"completed) in {closed_in:.1f} s: {n / closed_in:.1f} cases/s, {CONCURRENCY} at a time",
+        f"why a cached case costs {per_cached_kib:.0f} KiB (A): the SDK's sandbox re-imports "
+        "workflows/missed_session.py for every workflow it keeps; one fresh import allocates "
+        f"{module_kib:.0f} KiB (its code objects and class), {module_kib / per_cached_kib:.0%} "
+        "of it; the rest is the running instance (case state, asyncio tasks, the SDK core's "
+        f"per-run state). The idle worker alone (connected, no case yet) is "
+        f"{held_a.start_kb / 1024:.0f} MB, {held_a.start_kb / 1024 / TARGET_MB:.0%} of the target.",
         f"total {time.perf_counter() - began:.0f} s",
     ]
     return lines
