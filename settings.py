@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     # cases this long before another replays them: the SDK's default, 10 s.
     worker_sticky_timeout_seconds: float = 10.0
 
+    # Cases the worker keeps in memory (the SDK's workflow cache); the others are evicted and
+    # replayed from their history when they next wake up (a reminder, an answer, a query).
+    # A cached case costs about 0.35 MB: 200 (not the SDK's 1000) keeps a worker holding 10,000
+    # parked cases under 300 MB; raise it where more cases than that are in outreach at once.
+    # 0: none cached, every workflow task replays. `python -m bench.held_cases` measures it.
+    worker_max_cached_workflows: int = Field(default=200, ge=0)
+
     def message_link_base(self) -> str | None:
         """The base URL that messages' links start with, or None: messages carry no link."""
         if self.message_links == "never":

@@ -69,6 +69,8 @@ def build_worker(
     queue = task_queue or settings.temporal_task_queue
     cases = CaseService(store, settings.model_copy(update={"temporal_task_queue": queue}), client)
     sweep = CalendarSweepActivities(CalendarService(store, settings, cases))
+    # WORKER_MAX_CACHED_WORKFLOWS, unless the caller (a test) gives its own cache size.
+    options = {"max_cached_workflows": settings.worker_max_cached_workflows, **worker_options}
     return Worker(
         client,
         task_queue=queue,
@@ -87,7 +89,7 @@ def build_worker(
             records.record_resolution,
         ],
         graceful_shutdown_timeout=timedelta(seconds=30),
-        **worker_options,
+        **options,
     )
 
 
