@@ -79,14 +79,15 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         try:
             parsed = make_url(url)
             if parsed.get_backend_name() != "sqlite":
-                # A store that hangs must fail a try well within its activity's 30 s, not time
-                # it out: a failure keeps the try's last heartbeat ("not sent"), a timeout may not.
+                # A store that cannot be reached must fail a try well within its activity's 30 s,
+                # not time it out: a failure keeps the try's last heartbeat ("not sent"), a
+                # timeout may not. (No command timeout: under load it cut connections off.)
                 return cls(
                     create_async_engine(
                         url,
                         pool_pre_ping=True,
                         hide_parameters=True,
-                        connect_args={"timeout": _POSTGRES_TIMEOUT_S, "command_timeout": 15},
+                        connect_args={"timeout": _POSTGRES_TIMEOUT_S},
                     )
                 )
             if parsed.database and parsed.database != ":memory:":
