@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
@@ -68,7 +68,10 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         self._writer = engine.execution_options(**sqlite_transactions.WRITE)
         # SQLite has one writer at a time: this process's writers queue here, in order, rather
         # than in SQLite's busy handler, which polls and can starve a waiter past its timeout.
-        self._write_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        # PostgreSQL takes row locks: its writers need not queue.
+        self._write_turn: AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
         self._insert = _UPSERTS[engine.dialect.name]
 
     @classmethod
@@ -113,20 +116,12 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         `store.sqlite`) whose errors never quote rows (see `store.errors`)."""
         error: StoreError | None = None
         try:
-            async with self._turn(), self._writer.begin() as conn:
+            async with self._write_turn, self._writer.begin() as conn:
                 yield conn
         except _DRIVER_ERRORS as exc:
             error = safe_store_error(exc)
         if error is not None:
             raise_unchained(error)  # not even a __context__ holds the driver's text
-
-    @asynccontextmanager
-    async def _turn(self) -> AsyncIterator[None]:
-        if self._write_turn is None:  # PostgreSQL: row locks, writers need not queue
-            yield
-        else:
-            async with self._write_turn:
-                yield
 
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection]:

@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from store.case_store import CaseStore
 from store.schema import Base
 from temporal_env.binaries import find_binary
+from temporal_env.dev_server import start_dev_server
 from temporal_env.search_attributes import register_search_attributes
 
 
@@ -47,6 +48,14 @@ async def start_time_skipping() -> WorkflowEnvironment:
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await start_time_skipping()
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The real `temporal` dev server (in memory, on free ports), one per test file that asks."""
+    env = await start_dev_server(data_dir=None, port=None, ui_port=None)
     yield env
     await env.shutdown()
 

@@ -13,7 +13,6 @@ import re
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -21,19 +20,11 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from models.case import Resolution
-from temporal_env.dev_server import start_dev_server
 from web.serve import free_port
 
 ROOT = Path(__file__).parent.parent
 pytestmark = pytest.mark.drill(seconds=25)
 LINK = re.compile(r"^\s+(case \d, [^:]+):\s+(http\S+)$")
-
-
-@pytest.fixture(scope="module")
-async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server(data_dir=None, port=None, ui_port=None)
-    yield env
-    await env.shutdown()
 
 
 async def _printed_links(

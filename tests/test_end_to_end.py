@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.testing import WorkflowEnvironment
 
 from temporal_env.binaries import find_binary
-from temporal_env.dev_server import start_dev_server
 from tests.fake_provider_server import FakeProviderServer
 from tests.readme_examples import update_examples
 from workflows import search_attributes as sa
@@ -28,13 +26,6 @@ from workflows import search_attributes as sa
 ROOT = Path(__file__).parent.parent
 pytestmark = pytest.mark.drill(seconds=30)
 CLIENT_PHONE, CONTACT_PHONE = "+15555550101", "+15555550201"
-
-
-@pytest.fixture(scope="module")
-async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server(data_dir=None, port=None, ui_port=None)
-    yield env
-    await env.shutdown()
 
 
 async def _ops_view(env: WorkflowEnvironment, case_id: str) -> tuple[Any, ...]:

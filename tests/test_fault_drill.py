@@ -15,7 +15,6 @@ import itertools
 import os
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,11 +31,10 @@ from providers import sendgrid_provider, twilio_provider
 from providers.base import TransientDeliveryError
 from providers.factory import build_providers
 from service.cases import CaseService
-from settings import Settings
 from store.case_store import CaseStore
 from store.directory_csv import import_directory_csv
-from temporal_env.dev_server import start_dev_server
 from tests import directory_data
+from tests.drills import provider_settings, until
 from tests.fake_provider_server import Chaos, FakeProviderServer, RecordedRequest
 from tests.harness import REACHED, Harness
 from worker import build_worker
@@ -46,22 +44,6 @@ ROOT = Path(__file__).parent.parent
 pytestmark = pytest.mark.drill(seconds=55)
 CASES = int(os.environ.get("DRILL_CASES", "30"))
 TAKEN = frozenset({"sent", "answered", "voicemail", "no_answer", "busy"})
-
-
-@pytest.fixture(scope="module")
-async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server(data_dir=None, port=None, ui_port=None)
-    yield env
-    await env.shutdown()
-
-
-async def _until(check: object, what: str, seconds: float = 240) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not await check():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.5)
 
 
 async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_doubled(
@@ -76,15 +58,9 @@ async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_dou
         fake.chaos = Chaos(rate=0.25, seed=13, slow_seconds=2.0)
         # Two refusals that name a wait longer than the retry policy's own first one (5 s).
         fake.fail_next("/v3/mail/send", 429, times=2, retry_after="10")
-        settings = Settings(
+        settings = provider_settings(
+            fake,
             temporal_task_queue=f"drill-{uuid.uuid4().hex[:8]}",
-            twilio_account_sid="AC" + "0" * 32,
-            twilio_auth_token="test-token",  # type: ignore[arg-type]
-            twilio_from_number="+15555550100",
-            twilio_api_base_url=fake.base_url,
-            sendgrid_api_key="SG.test-key",  # type: ignore[arg-type]
-            sendgrid_from_email="care@example.org",
-            sendgrid_api_host=fake.base_url,
             call_poll_interval_seconds=0.2,
         )
         client: Client = dev_server.client
@@ -120,7 +96,7 @@ async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_dou
                                 waiting[o.case_id] = status
                     return len(waiting) == len(opened)
 
-                await _until(all_asked, "every case asked its therapist")
+                await until(all_asked, "every case asked its therapist", 240, every=0.5)
                 close_out = {**REACHED.model_dump(mode="json"), "by": "T100"}
                 await asyncio.gather(*(service.close_out(o.case_id, close_out) for o in opened))
                 resolutions = await asyncio.gather(

@@ -38,7 +38,6 @@ from settings import Settings
 from store.case_store import CaseStore
 from temporal_env.binaries import find_binary
 from temporal_env.codec import PayloadKeyError, data_converter
-from temporal_env.dev_server import start_dev_server
 from tests import directory_data
 from tests.harness import REACHED, Harness, harness
 from tests.hostile import (
@@ -151,13 +150,6 @@ async def test_hostile_answers_to_the_service_name_the_field_and_send_nothing(
 
 
 # ---------------------------------------------------------------------- raw, on the dev server
-@pytest.fixture(scope="module")
-async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server(data_dir=None, port=None, ui_port=None)
-    yield env
-    await env.shutdown()
-
-
 ENCODINGS = [
     b"json/plain",
     b"binary/null",

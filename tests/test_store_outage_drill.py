@@ -13,7 +13,6 @@ import asyncio
 import os
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,12 +27,11 @@ from models.case import AttemptResult, Resolution
 from models.policy import load_policy
 from providers.factory import build_providers
 from service.cases import CaseService
-from settings import Settings
 from store.case_store import CaseStore
 from store.directory_csv import import_directory_csv
 from store.schema import AttemptTable
-from temporal_env.dev_server import start_dev_server
 from tests.conftest import PostgresTestDatabase
+from tests.drills import provider_settings, until
 from tests.fake_provider_server import FakeProviderServer
 from tests.harness import REACHED
 from tests.tcp_proxy import TcpProxy
@@ -62,27 +60,6 @@ client_rounds_before_emergency_contact = { standard = 1, elevated = 1, high = 1 
 channels = ["sms", "email"]
 then_wait = "2s"
 """
-
-
-@pytest.fixture(scope="module")
-async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server(data_dir=None, port=None, ui_port=None)
-    yield env
-    await env.shutdown()
-
-
-async def _until(check: Callable[[], Awaitable[bool]], what: str, seconds: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        try:
-            if await check():
-                return
-        except RPCError:  # a busy server: ask again
-            pass
-        if loop.time() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.2)
 
 
 async def test_the_store_gone_for_30_s_loses_nothing_and_refused_messages_go_out_after(
@@ -134,16 +111,7 @@ async def _run_cases(
     client: Client, store: CaseStore, proxy: TcpProxy, policy_file: Path
 ) -> tuple[list[Resolution], FakeProviderServer]:
     async with FakeProviderServer() as fake:
-        settings = Settings(
-            temporal_task_queue=f"outage-{uuid.uuid4().hex[:8]}",
-            twilio_account_sid="AC" + "0" * 32,
-            twilio_auth_token="test-token",  # type: ignore[arg-type]
-            twilio_from_number="+15555550100",
-            twilio_api_base_url=fake.base_url,
-            sendgrid_api_key="SG.test-key",  # type: ignore[arg-type]
-            sendgrid_from_email="care@example.org",
-            sendgrid_api_host=fake.base_url,
-        )
+        settings = provider_settings(fake, temporal_task_queue=f"outage-{uuid.uuid4().hex[:8]}")
         # The first text and email of every case: held 2 s, then refused. The store goes
         # away as the first of them arrives, before any refusal is answered.
         fake.fail_next("Messages.json", 429, times=CASES, retry_after="1")
@@ -169,7 +137,7 @@ async def _run_cases(
                 async def outreach_began() -> bool:
                     return bool(fake.sms() or fake.emails())
 
-                await _until(outreach_began, "the first message reached the provider", 60)
+                await until(outreach_began, "the first message reached the provider", 60)
                 await proxy.stop()
                 await asyncio.sleep(OUTAGE_SECONDS)
                 await proxy.start()
@@ -182,7 +150,9 @@ async def _run_cases(
                             return False
                     return True
 
-                await _until(all_asked, "every case asked its therapist", 120)
+                await until(
+                    all_asked, "every case asked its therapist", 120, ask_again_on=(RPCError,)
+                )
                 close_out = {**REACHED.model_dump(mode="json"), "by": "T100"}
                 for case in opened:
                     await asyncio.wait_for(service.close_out(case.case_id, close_out), 30)

@@ -13,7 +13,7 @@ import signal
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from service.cases import CaseService
 from settings import Settings
 from store.case_store import CaseStore
 from store.directory_csv import import_directory_csv
-from temporal_env.dev_server import start_dev_server
+from tests.drills import until
 from tests.fake_provider_server import FakeProviderServer
 from tests.harness import REACHED
 from workflows.missed_session import MissedSessionWorkflow
@@ -58,11 +58,8 @@ then_wait = "4s"
 """
 
 
-@pytest.fixture(scope="module")
-async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server(data_dir=None, port=None, ui_port=None)
-    yield env
-    await env.shutdown()
+# A query while no worker is there yet fails: ask again.
+ANY_ERROR = (Exception,)
 
 
 class Workers:
@@ -94,20 +91,6 @@ class Workers:
         if self._process is not None and self._process.returncode is None:
             self._process.send_signal(signal.SIGKILL)
             await self._process.wait()
-
-
-async def _until(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 90) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        try:
-            if await check():
-                return
-        except Exception:  # a query while no worker is there yet: ask again
-            pass
-        if loop.time() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.2)
 
 
 async def test_a_worker_killed_in_every_stage_loses_and_doubles_nothing(
@@ -160,7 +143,7 @@ async def test_a_worker_killed_in_every_stage_loses_and_doubles_nothing(
                 return (await status()).stage is stage
 
             # 1. the grace timer
-            await _until(lambda: stage_is(Stage.grace_wait), "the grace wait")
+            await until(lambda: stage_is(Stage.grace_wait), "the grace wait", 90, ANY_ERROR)
             await workers.kill_and_replace()
             # 2. a call in progress, and 3. an SMS request the provider took but has not
             # answered yet: round 1 places both at once.
@@ -170,7 +153,7 @@ async def test_a_worker_killed_in_every_stage_loses_and_doubles_nothing(
             async def call_and_sms_in_flight() -> bool:
                 return bool(fake.calls()) and bool(fake.sms())
 
-            await _until(call_and_sms_in_flight, "a call placed and an SMS sent")
+            await until(call_and_sms_in_flight, "a call placed and an SMS sent", 90, ANY_ERROR)
             await workers.kill_and_replace()
             fake.call_status[CLIENT_PHONE] = "completed"
 
@@ -179,10 +162,10 @@ async def test_a_worker_killed_in_every_stage_loses_and_doubles_nothing(
                 current = await status()
                 return current.stage is Stage.contacting_client and len(current.attempts) == 3
 
-            await _until(between_rounds, "round 1 recorded")
+            await until(between_rounds, "round 1 recorded", 90, ANY_ERROR)
             await workers.kill_and_replace()
             # 5. awaiting the therapist
-            await _until(lambda: _asked(status), "the therapist asked", seconds=120)
+            await until(lambda: _asked(status), "the therapist asked", 120, ANY_ERROR)
             await workers.kill_and_replace()
             close_out = {**REACHED.model_dump(mode="json"), "by": "T100"}
             await service.close_out(opened.case_id, close_out)
