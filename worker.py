@@ -78,7 +78,8 @@ def build_worker(
         activities=[
             sweep.list_calendar_sources,
             sweep.sweep_calendar_source,
-            outreach.send_sms,
+            outreach.send_messages,
+            outreach.send_sms,  # cases opened before messages were batched, and text notices
             outreach.send_email,
             outreach.place_call,
             records.open_case,

@@ -37,7 +37,7 @@ from models.directory import Channel, ClientProfile, Therapist
 from models.durations import format_duration
 from models.links import PageLinks
 from models.messages import Message, MessageFacts, PracticeInfo, compose
-from models.outreach import OutreachRequest
+from models.outreach import OutreachBatch, OutreachRequest
 from providers.base import (
     PermanentDeliveryError,
     ProviderReceipt,
@@ -48,6 +48,17 @@ from store.case_store import CaseStore
 from store.rows import AttemptRow
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class MessageTry:
+    """One message's side of an activity try: what the previous try said about it in its
+    heartbeat (Temporal keeps that even when the try could not write to the store), and how
+    this try says something about it now. A batch heartbeats all its messages' sayings at once,
+    each under its message's key."""
+
+    last: dict[str, Any]
+    say: Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -109,27 +120,89 @@ class OutreachActivities:
         self._poll_interval = call_poll_interval
         self._on_call_email = on_call_email
 
+    @activity.defn(name="send_messages")
+    async def send_messages(self, batch: OutreachBatch) -> list[Attempt]:
+        """Every message of one step to one recipient (a round's call, text and email) side
+        by side, in one activity: a third of the activities and workflow tasks of one per
+        message. Each message keeps the protocol above under its own key and claim; a call is
+        placed and polled here as in `place_call`.
+
+        The activity returns once every message has finished its try. A message the provider
+        refused (or one another try still holds) fails the activity after the others have
+        finished, with the provider's Retry-After: Temporal's retry then returns the recorded
+        messages from the store and sends only the refused one again."""
+        at = _attempt_time()
+        previous = _last_try()
+        said: dict[str, dict[str, Any]] = {}
+
+        def saying(key: str) -> Callable[[dict[str, Any]], None]:
+            def say(details: dict[str, Any]) -> None:
+                said[key] = details
+                activity.heartbeat(dict(said))
+
+            return say
+
+        first = batch.messages[0]
+        people = (
+            await self._store.get_client(first.client_id),
+            await self._store.get_therapist(first.therapist_id),
+        )
+        tasks = [
+            asyncio.create_task(
+                self._deliver(
+                    request,
+                    self._sender(request.channel),
+                    MessageTry(_said_of(previous, request.key), saying(request.key)),
+                    at,
+                    people,
+                )
+            )
+            for request in batch.messages
+        ]
+        beating = asyncio.create_task(_keep_beating(said))
+        try:
+            await asyncio.wait(tasks)
+        except asyncio.CancelledError:  # the case closed: each message records what it became
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
+        finally:
+            beating.cancel()
+        return _batch_outcome(tasks)
+
     @activity.defn(name="send_sms")
     async def send_sms(self, request: OutreachRequest) -> Attempt:
-        return await self._deliver(request, self._send_sms)
+        """One text (cases opened before messages were batched; notices about no case)."""
+        return await self._deliver(request, self._send_sms, _single_try(), _attempt_time())
 
     @activity.defn(name="send_email")
     async def send_email(self, request: OutreachRequest) -> Attempt:
-        return await self._deliver(request, self._send_email)
+        return await self._deliver(request, self._send_email, _single_try(), _attempt_time())
 
     @activity.defn(name="place_call")
     async def place_call(self, request: OutreachRequest) -> Attempt:
         """Call with a short spoken message (left after the beep on a machine), then poll the
         call until Twilio reports its outcome."""
-        return await self._deliver(request, self._start_call)
+        return await self._deliver(request, self._start_call, _single_try(), _attempt_time())
+
+    def _sender(
+        self, channel: Channel
+    ) -> Callable[[str, Message, OutreachRequest], Awaitable[ProviderReceipt]]:
+        return {
+            Channel.voice: self._start_call,
+            Channel.sms: self._send_sms,
+            Channel.email: self._send_email,
+        }[channel]
 
     async def _deliver(
         self,
         request: OutreachRequest,
         send: Callable[[str, Message, OutreachRequest], Awaitable[ProviderReceipt]],
+        tried: MessageTry,
+        at: datetime,
+        people: tuple[ClientProfile | None, Therapist | None] | None = None,
     ) -> Attempt:
-        at = _attempt_time()
-        last_try = _last_try()
+        last_try = tried.last
         refused_since = _refused_since(last_try)
         previous = await self._store.get_attempt(request.key)
         if previous is not None and previous.state == "done":
@@ -149,10 +222,12 @@ class OutreachActivities:
                 dry_run=previous.dry_run,
             )
         if previous is not None and previous.state == "accepted":
-            return await self._after_accept(request, previous.provider_id, at)
+            return await self._after_accept(request, previous.provider_id, at, tried)
 
-        client = await self._store.get_client(request.client_id)
-        therapist = await self._store.get_therapist(request.therapist_id)
+        client, therapist = people or (
+            await self._store.get_client(request.client_id),
+            await self._store.get_therapist(request.therapist_id),
+        )
         try:
             recipient = await self._recipient(request, client, therapist)
             address = await self._address(request, recipient)
@@ -161,16 +236,16 @@ class OutreachActivities:
         if not address:
             detail = f"no {request.channel.value} address on file"
             return await self._finish(request, AttemptResult.invalid_recipient, detail, at)
-        facts = self._facts(request, recipient, client, therapist)
+        facts = self._facts(request, recipient, client, therapist, at)
         facts.link = self._link(request, recipient, at)
         message = compose(request.purpose, request.channel, facts)
 
         claim = _claim_token()
         if not await self._store.claim_attempt(request, at, claim, previous):
-            return await self._lost_claim(request, at)
+            return await self._lost_claim(request, at, tried)
         # This try holds the claim now. Its heartbeat replaces whatever an earlier try said:
         # an earlier try's "not sent" must never let a later one take over THIS try's send.
-        activity.heartbeat({"claim": claim})
+        tried.say({"claim": claim})
         try:
             receipt = await send(address, message, request)
         except asyncio.CancelledError:  # the case closed while the request was in flight
@@ -182,12 +257,12 @@ class OutreachActivities:
             return await self._finish(request, exc.result, exc.detail, at)
         except TransientDeliveryError as exc:
             first_try = previous.started_at if previous and previous.state == "retry" else at
-            return await self._refused(request, exc, refused_since or first_try, at, claim)
+            return await self._refused(request, exc, refused_since or first_try, at, claim, tried)
         except Exception:
             # A bug or a misconfiguration in this system, not a provider's answer: the message
             # did not go out. Not recorded as a failed message: Temporal retries it, visible as
             # a failing activity in the Web UI, and the case resumes once it is fixed.
-            activity.heartbeat({"not_sent": True, "claim": claim})
+            tried.say({"not_sent": True, "claim": claim})
             await self._store.mark_retryable(request.key, "an error in this system; not sent")
             raise
         if receipt.dry_run:
@@ -198,7 +273,7 @@ class OutreachActivities:
             await self._store.mark_accepted(request.key, receipt.provider_id)
         except asyncio.CancelledError:
             return await self._closed_meanwhile(request, receipt.provider_id, at)
-        return await self._after_accept(request, receipt.provider_id, at)
+        return await self._after_accept(request, receipt.provider_id, at, tried)
 
     async def _closed_meanwhile(
         self, request: OutreachRequest, provider_id: str | None, at: datetime
@@ -212,14 +287,16 @@ class OutreachActivities:
             request, AttemptResult.unconfirmed, detail, at, provider_id=provider_id
         )
 
-    async def _lost_claim(self, request: OutreachRequest, at: datetime) -> Attempt:
+    async def _lost_claim(
+        self, request: OutreachRequest, at: datetime, tried: MessageTry
+    ) -> Attempt:
         """Another try of this message got to the provider first (this one was timed out by
         Temporal but kept running, or the other was): never send it a second time."""
         row = await self._store.get_attempt(request.key)
         if row is not None and row.state == "done":
             return row.as_attempt()
         if row is not None and row.state == "accepted":
-            return await self._after_accept(request, row.provider_id, at)
+            return await self._after_accept(request, row.provider_id, at, tried)
         log.warning(
             "another try of this message is in flight; not sending", extra=_context(request)
         )
@@ -236,6 +313,7 @@ class OutreachActivities:
         since: datetime,
         at: datetime,
         claim: str,
+        tried: MessageTry,
     ) -> Attempt:
         """The provider did not take the message (429, 5xx, unreachable), or may have taken it
         without saying so (a timeout): record it, or ask Temporal for another try."""
@@ -248,7 +326,7 @@ class OutreachActivities:
             return await self._finish(request, AttemptResult.failed, detail, at)
         # First the heartbeat (kept by Temporal for the next try), then the store: if the store
         # is down too, the next try still knows that nothing went out and sends again.
-        activity.heartbeat({"not_sent": True, "claim": claim, "refused_since": since.isoformat()})
+        tried.say({"not_sent": True, "claim": claim, "refused_since": since.isoformat()})
         await self._store.mark_retryable(request.key, str(exc))
         retry_after = getattr(exc, "retry_after", None)
         log.warning(
@@ -274,7 +352,7 @@ class OutreachActivities:
             )
 
     async def _after_accept(
-        self, request: OutreachRequest, provider_id: str | None, at: datetime
+        self, request: OutreachRequest, provider_id: str | None, at: datetime, tried: MessageTry
     ) -> Attempt:
         if request.channel is not Channel.voice:
             return await self._finish(request, AttemptResult.sent, "", at, provider_id=provider_id)
@@ -288,7 +366,7 @@ class OutreachActivities:
                 if row is not None and row.state == "done":  # the status callback recorded it
                     return row.as_attempt()
                 if tick % twilio_every:
-                    activity.heartbeat({"call_id": provider_id})
+                    tried.say({"call_id": provider_id})
                     await asyncio.sleep(self._poll_interval)
                     continue
                 try:
@@ -301,7 +379,7 @@ class OutreachActivities:
                     return await self._finish(
                         request, outcome.result, outcome.detail, at, provider_id=provider_id
                     )
-                activity.heartbeat({"call_id": provider_id})
+                tried.say({"call_id": provider_id})
                 await asyncio.sleep(self._poll_interval)
         except asyncio.CancelledError:  # the case was closed while the call was ringing
             return await self._closed_meanwhile(request, provider_id, at)
@@ -415,11 +493,12 @@ class OutreachActivities:
         recipient: Recipient,
         client: ClientProfile | None,
         therapist: Therapist | None,
+        at: datetime,
     ) -> MessageFacts:
         return MessageFacts(
             practice=self._practice,
             practice_time_zone=self._practice_time_zone,
-            now=_attempt_time(),
+            now=at,
             situation=request.situation,
             case_id=request.case_id,
             client_first_name=client.first_name if client else "",
@@ -457,6 +536,60 @@ def _last_try() -> dict[str, Any]:
         if isinstance(details, dict):
             return details
     return {}
+
+
+def _single_try() -> MessageTry:
+    """A one-message activity's try: its heartbeat is that message's."""
+    return MessageTry(last=_last_try(), say=lambda details: activity.heartbeat(details))
+
+
+def _said_of(batch_said: dict[str, Any], key: str) -> dict[str, Any]:
+    """What the previous try of a batch said about one of its messages."""
+    said = batch_said.get(key)
+    return said if isinstance(said, dict) else {}
+
+
+# A batch heartbeats at least this often (its heartbeat timeout is 30 s): a text waiting its
+# turn for the store says nothing of its own for a while, yet the worker is alive.
+BATCH_HEARTBEAT_EVERY = 10.0
+
+
+async def _keep_beating(said: dict[str, dict[str, Any]]) -> None:
+    while True:
+        await asyncio.sleep(BATCH_HEARTBEAT_EVERY)
+        activity.heartbeat(dict(said))
+
+
+def _batch_outcome(tasks: list[asyncio.Task[Attempt]]) -> list[Attempt]:
+    """The batch's answer once every message has finished its try: the attempts in order; or,
+    for Temporal's retry, the first error of this system (a bug stays visible), else one
+    failure for the refused messages with the longest Retry-After any of them named."""
+    if any(task.cancelled() for task in tasks):
+        raise asyncio.CancelledError()  # the unfinished ones are finished at close-out
+    errors = [error for task in tasks if (error := task.exception()) is not None]
+    ours = [e for e in errors if not _expected(e)]
+    if ours:
+        raise ours[0]
+    if errors:
+        delays = [e.next_retry_delay for e in errors if isinstance(e, ApplicationError)]
+        longest = max((d for d in delays if d is not None), default=None)
+        raise ApplicationError(
+            f"{len(errors)} of {len(tasks)} messages not sent yet: "
+            + "; ".join(str(e) for e in errors),
+            type="ProviderUnavailable",
+            category=ApplicationErrorCategory.BENIGN,
+            next_retry_delay=longest,
+        )
+    return [task.result() for task in tasks]
+
+
+def _expected(error: BaseException) -> bool:
+    """A provider's refusal or another try in flight: retried by Temporal, one log line."""
+    return (
+        isinstance(error, ApplicationError)
+        and error.category is ApplicationErrorCategory.BENIGN
+        and error.type in ("ProviderUnavailable", "MessageInFlight")
+    )
 
 
 def _said_not_sent(last_try: dict[str, Any], row: AttemptRow) -> bool:

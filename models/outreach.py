@@ -40,6 +40,14 @@ class OutreachRequest(BaseModel):
         return f"{self.case_id}/{self.step}"
 
 
+class OutreachBatch(BaseModel):
+    """The messages of one step to one recipient (a round's channels, a notice by email and
+    text), sent side by side by one activity. Each keeps its own key, claim and attempt row:
+    batching changes how many activities a case runs, not what is sent or recorded."""
+
+    messages: list[OutreachRequest]
+
+
 class OpenCaseRequest(CaseHeader):
     """Record a new case (in `grace_wait`)."""
 

@@ -286,10 +286,16 @@ async def test_a_bug_in_an_activity_stops_the_case_visibly_and_it_resumes_when_f
         resolution = await h.close_as_therapist(handle)
 
     assert status.stage is Stage.contacting_client  # held on the bug, not past it
-    [stuck] = [p for p in pending if p.activity_type.name == "send_sms"]
+    # The round's call, text and email are one activity: it is the one held on the bug.
+    [stuck] = [p for p in pending if p.activity_type.name == "send_messages"]
     assert stuck.attempt > 3 and "bug" in stuck.last_failure.message
     sms = next(a for a in resolution.attempts if a.step == "client/1/sms")
     assert sms.result is AttemptResult.sent  # not dressed up as a failed message
+    # Its retries sent the call and the email of that round once, not once per retry.
+    round_one = [a.step for a in resolution.attempts if a.step.startswith("client/1/")]
+    assert sorted(round_one) == ["client/1/email", "client/1/sms", "client/1/voice"]
+    channels = [s.channel for s in h.providers.sent]
+    assert sorted(channels[: channels.index("sms") + 1]) == ["email", "sms", "voice"]
 
 
 async def test_reminders_run_out_then_the_supervisor_is_told_again_until_closed(

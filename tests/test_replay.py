@@ -95,3 +95,25 @@ async def test_histories_from_before_and_after_a_patched_change_both_replay(name
     assert any("answers-recorded-at-once" in p for p in _patches(after))
     await _replay(before)
     await _replay(after)
+
+
+def _activity_types(path: Path) -> set[str]:
+    return {
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in _history(path).events
+        if e.activity_task_scheduled_event_attributes.activity_type.name
+    }
+
+
+@pytest.mark.parametrize("name", ["full_case", "quiet_hours", "close_out_in_round", "supervisor"])
+async def test_cases_opened_before_messages_were_batched_still_replay(name: str) -> None:
+    """`messages-together` sends a step's messages in one activity; a case opened before it
+    sends one activity per message, and both histories replay on the current code."""
+    before, after = HISTORIES / f"{name}_v3.json", HISTORIES / f"{name}_v4.json"
+    assert not any("messages-together" in p for p in _patches(before))
+    assert _activity_types(before) >= {"send_sms", "send_email"}
+    assert any("messages-together" in p for p in _patches(after))
+    assert _activity_types(after) & {"send_sms", "send_email", "place_call"} == set()
+    assert "send_messages" in _activity_types(after)
+    await _replay(before)
+    await _replay(after)

@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         AttendanceQuery,
         NoteRecord,
         OpenCaseRequest,
+        OutreachBatch,
         OutreachRequest,
         SendTimeQuery,
         StageChange,
@@ -100,6 +101,9 @@ CALL_HEARTBEAT = timedelta(seconds=30)  # a close-out reaches a ringing call wit
 HISTORY_EVENT_BUDGET = 600
 # Store writes as local activities, and reminders by `therapist_reminder_channels` (patch id).
 LEAN_HISTORY = "lean-history"
+# A step's messages to one recipient (a round's call, text and email) in one activity, with one
+# quiet-hours check (patch id): a third of the activities and workflow tasks per case.
+MESSAGES_TOGETHER = "messages-together"
 _Arg = TypeVar("_Arg")
 _Result = TypeVar("_Result")
 LONGEST_TIMER = timedelta(days=3650)  # lenient input never makes an impossible timer
@@ -256,19 +260,13 @@ class MissedSessionWorkflow:
                 return
             # Channels of a round go out side by side: a call deferred by quiet hours or a
             # provider outage on one channel does not hold the others.
-            await asyncio.gather(
-                *(
-                    self._send(
-                        channel,
-                        RecipientRole.client,
-                        Purpose.client_outreach,
-                        step=f"client/{number}/{channel.value}",
-                        reach=context.client,
-                        round_number=number,
-                    )
-                    for channel in outreach_round.channels
-                    if channel in context.client.channels
-                )
+            await self._send_step(
+                [c for c in outreach_round.channels if c in context.client.channels],
+                RecipientRole.client,
+                Purpose.client_outreach,
+                step=f"client/{number}",
+                reach=context.client,
+                round_number=number,
             )
             ends = workflow.now() + outreach_round.then_wait
             self._next(f"Wait for the client to respond (round {number})", ends)
@@ -288,18 +286,12 @@ class MissedSessionWorkflow:
             await self._document(f"Emergency contact not contacted: {reason}.")
             return
         await self._enter(Stage.contacting_emergency_contact, EscalationLevel.emergency_contact)
-        attempts = await asyncio.gather(
-            *(
-                self._send(
-                    channel,
-                    RecipientRole.emergency_contact,
-                    Purpose.emergency_contact_check,
-                    step=f"emergency_contact/{channel.value}",
-                    reach=contact,
-                )
-                for channel in self._policy.emergency_contact_channels
-                if channel in contact.channels
-            )
+        attempts = await self._send_step(
+            [c for c in self._policy.emergency_contact_channels if c in contact.channels],
+            RecipientRole.emergency_contact,
+            Purpose.emergency_contact_check,
+            step="emergency_contact",
+            reach=contact,
         )
         sent = [f"{_CHANNEL_LABEL[a.channel]}: {a.result.value}" for a in attempts if a]
         self._status.emergency_contact_note = (
@@ -622,6 +614,153 @@ class MissedSessionWorkflow:
             "Open the case record",
         )
 
+    async def _send_step(
+        self,
+        channels: list[Channel],
+        role: RecipientRole,
+        purpose: Purpose,
+        step: str,
+        reach: RecipientReach,
+        round_number: int | None = None,
+        waited: timedelta | None = None,
+        situation: StaffSituation | None = None,
+    ) -> list[Attempt]:
+        """One step's messages to one recipient, side by side; each message's key is
+        "<step>/<channel>". Since MESSAGES_TOGETHER they go in one activity, after one
+        quiet-hours check: email at once, calls and texts when the recipient's quiet hours end.
+        Cases opened before it send one activity per message, as they always did."""
+        if not channels:
+            return []
+        facts = (round_number, waited, situation)
+        if not workflow.patched(MESSAGES_TOGETHER):
+            sent = await asyncio.gather(
+                *(
+                    self._send(c, role, purpose, f"{step}/{c.value}", reach, *facts)
+                    for c in channels
+                )
+            )
+            return [attempt for attempt in sent if attempt is not None]
+        self._stop_if_closing()
+        usable = [c for c in channels if _address(role, c) not in self._status.unusable]
+        calls_and_texts: list[Channel] = [c for c in usable if c is not Channel.email]
+        allowed = workflow.now()
+        if calls_and_texts and self._policy.quiet_hours.enabled:
+            allowed = await workflow.execute_local_activity(
+                next_send_time,
+                SendTimeQuery(
+                    now=workflow.now(), time_zone=reach.time_zone, quiet=self._policy.quiet_hours
+                ),
+                start_to_close_timeout=timedelta(seconds=10),
+                summary="Quiet hours?",
+            )
+        groups: list[tuple[list[Channel], datetime | None]] = [(usable, None)]
+        if allowed > workflow.now():
+            emails: list[Channel] = [c for c in usable if c is Channel.email]
+            groups = [(emails, None), (calls_and_texts, allowed)]
+        sent_groups = await asyncio.gather(
+            *(
+                self._send_together(group, not_before, role, purpose, step, *facts)
+                for group, not_before in groups
+                if group
+            )
+        )
+        return [attempt for group in sent_groups for attempt in group]
+
+    async def _send_together(
+        self,
+        channels: list[Channel],
+        not_before: datetime | None,
+        role: RecipientRole,
+        purpose: Purpose,
+        step: str,
+        round_number: int | None = None,
+        waited: timedelta | None = None,
+        situation: StaffSituation | None = None,
+    ) -> list[Attempt]:
+        """Messages to one recipient in one activity, once `not_before` has passed (quiet
+        hours); a client response meanwhile cancels messages about the client."""
+        about_client = role in (RecipientRole.client, RecipientRole.emergency_contact)
+
+        def stop() -> bool:
+            return about_client and self._outreach_over()
+
+        if not_before is not None:
+            deferrals = [
+                NextAction(
+                    description=f"{_label(c, role, round_number)} (quiet hours)", at=not_before
+                )
+                for c in channels
+            ]
+            self._status.deferred.extend(deferrals)
+            self._render_details()
+            try:
+                if await self._within(not_before - workflow.now(), stop, "quiet hours"):
+                    return []
+            finally:
+                for deferral in deferrals:
+                    self._status.deferred.remove(deferral)
+        if stop():
+            return []
+        requests = [
+            self._request(c, role, purpose, f"{step}/{c.value}", round_number, waited, situation)
+            for c in channels
+        ]
+        try:
+            attempts = await workflow.execute_activity_method(
+                OutreachActivities.send_messages,
+                OutreachBatch(messages=requests),
+                # A call rings and is polled for its outcome; a text or an email is one request
+                # (at most 20 s). The heartbeat notices a worker that died within 30 s.
+                start_to_close_timeout=(
+                    timedelta(minutes=15) if Channel.voice in channels else timedelta(minutes=2)
+                ),
+                heartbeat_timeout=CALL_HEARTBEAT,
+                retry_policy=MESSAGE_RETRY,
+                # A message handed to a provider is recorded even when the case closes meanwhile.
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                summary=_labels(channels, role, round_number),
+            )
+        except ActivityError as err:
+            # After a close-out no message's failure is the case's (see `_send`).
+            if isinstance(err.cause, CancelledError) or self._status.closing is not None:
+                raise asyncio.CancelledError() from None
+            raise
+        for attempt in attempts:
+            self._status.attempts.append(attempt)
+            self._learn(role, _address(role, attempt.channel), attempt)
+        self._render_details()
+        self._stop_if_closing()
+        return attempts
+
+    def _request(
+        self,
+        channel: Channel,
+        role: RecipientRole,
+        purpose: Purpose,
+        step: str,
+        round_number: int | None,
+        waited: timedelta | None,
+        situation: StaffSituation | None,
+    ) -> OutreachRequest:
+        about_client = role in (RecipientRole.client, RecipientRole.emergency_contact)
+        return OutreachRequest(
+            case_id=self._status.case_id,
+            appointment_id=self._case.appointment_id,
+            step=step,
+            channel=channel,
+            recipient_role=role,
+            purpose=purpose,
+            round=round_number,
+            client_id=self._case.client_id,
+            therapist_id=self._case.therapist_id,
+            scheduled_start=self._case.scheduled_start,
+            waited=waited,
+            situation=situation,
+            # Staff hear what the client chose on their page (activity input only: replays).
+            client_intent=None if about_client else self._status.client_intent,
+            give_up_after=self._policy.message_retry_for,
+        )
+
     async def _send(
         self,
         channel: Channel,
@@ -633,16 +772,15 @@ class MissedSessionWorkflow:
         waited: timedelta | None = None,
         situation: StaffSituation | None = None,
     ) -> Attempt | None:
-        """Send one message, unless its address proved unusable in this case. Calls and texts
-        wait out the recipient's quiet hours; a client response during that wait cancels
-        client and emergency-contact messages."""
+        """Send one message in an activity of its own (cases opened before MESSAGES_TOGETHER),
+        unless its address proved unusable in this case. Calls and texts wait out the
+        recipient's quiet hours; a client response during that wait cancels client and
+        emergency-contact messages."""
         self._stop_if_closing()
-        address = f"{role.value}/{'email' if channel is Channel.email else 'phone'}"
+        address = _address(role, channel)
         if address in self._status.unusable:
             return None
-        label = f"{_CHANNEL_LABEL[channel]} to {_ROLE_LABEL[role]}" + (
-            f", round {round_number}" if round_number else ""
-        )
+        label = _label(channel, role, round_number)
         about_client = role in (RecipientRole.client, RecipientRole.emergency_contact)
 
         def stop() -> bool:
@@ -668,23 +806,7 @@ class MissedSessionWorkflow:
                     self._status.deferred.remove(deferral)
         if stop():
             return None
-        request = OutreachRequest(
-            case_id=self._status.case_id,
-            appointment_id=self._case.appointment_id,
-            step=step,
-            channel=channel,
-            recipient_role=role,
-            purpose=purpose,
-            round=round_number,
-            client_id=self._case.client_id,
-            therapist_id=self._case.therapist_id,
-            scheduled_start=self._case.scheduled_start,
-            waited=waited,
-            situation=situation,
-            # Staff hear what the client chose on their page (activity input only: replays).
-            client_intent=None if about_client else self._status.client_intent,
-            give_up_after=self._policy.message_retry_for,
-        )
+        request = self._request(channel, role, purpose, step, round_number, waited, situation)
         method = {
             Channel.voice: OutreachActivities.place_call,
             Channel.sms: OutreachActivities.send_sms,
@@ -746,20 +868,14 @@ class MissedSessionWorkflow:
         }[role]
         if reach is None:
             return
-        await asyncio.gather(
-            *(
-                self._send(
-                    channel,
-                    role,
-                    purpose,
-                    step=f"{role.value}/{step_suffix}/{channel.value}",
-                    reach=reach,
-                    waited=waited,
-                    situation=situation,
-                )
-                for channel in channels or self._policy.therapist_channels
-                if channel in reach.channels
-            )
+        await self._send_step(
+            [c for c in channels or self._policy.therapist_channels if c in reach.channels],
+            role,
+            purpose,
+            step=f"{role.value}/{step_suffix}",
+            reach=reach,
+            waited=waited,
+            situation=situation,
         )
 
     async def _within(self, limit: timedelta, condition: Callable[[], bool], why: str) -> bool:
@@ -966,6 +1082,23 @@ def _validated(model: type[AnswerModel], answer: RawValue) -> AnswerModel:
         return at_edge(model, data)
     except EdgeError as exc:
         raise ApplicationError(str(exc), type="InvalidAnswer", non_retryable=True) from None
+
+
+def _address(role: RecipientRole, channel: Channel) -> str:
+    """Which of a recipient's addresses a channel uses, as `unusable` records it."""
+    return f"{role.value}/{'email' if channel is Channel.email else 'phone'}"
+
+
+def _label(channel: Channel, role: RecipientRole, round_number: int | None) -> str:
+    return f"{_CHANNEL_LABEL[channel]} to {_ROLE_LABEL[role]}" + (
+        f", round {round_number}" if round_number else ""
+    )
+
+
+def _labels(channels: list[Channel], role: RecipientRole, round_number: int | None) -> str:
+    """The Web UI's summary of a batch, e.g. "Call, SMS, Email to client, round 1"."""
+    names = ", ".join(_CHANNEL_LABEL[c] for c in channels)
+    return f"{names} to {_ROLE_LABEL[role]}" + (f", round {round_number}" if round_number else "")
 
 
 def _tail(answer: Any) -> str:
