@@ -90,6 +90,9 @@ def build_worker(
             records.record_resolution,
         ],
         graceful_shutdown_timeout=timedelta(seconds=30),
+        # A close-out cancels a ringing call's activity; the cancellation reaches it with the
+        # answer to a heartbeat, which the SDK would otherwise send only every 24 s.
+        max_heartbeat_throttle_interval=timedelta(seconds=2),
         **options,
     )
 

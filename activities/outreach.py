@@ -549,8 +549,8 @@ def _said_of(batch_said: dict[str, Any], key: str) -> dict[str, Any]:
     return said if isinstance(said, dict) else {}
 
 
-# A batch heartbeats at least this often (its heartbeat timeout is 30 s): a text waiting its
-# turn for the store says nothing of its own for a while, yet the worker is alive.
+# A batch with a call heartbeats at least this often (its heartbeat timeout is 30 s): a text
+# waiting its turn for the store says nothing of its own for a while, yet the worker is alive.
 BATCH_HEARTBEAT_EVERY = 10.0
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
-_SENDS = frozenset({"place_call", "send_sms", "send_email"})
+_SENDS = frozenset({"send_messages", "place_call", "send_sms", "send_email"})
 
 
 def _at(event: object) -> datetime:

@@ -40,6 +40,7 @@ from store.schema import (
 )
 from store.stats import CaseStatsQueries
 from store.web_records import WebRecords
+from store.whole_calls import whole_calls
 
 __all__ = ["AttemptRow", "AttemptState", "AttendanceStatus", "CaseRow", "CaseStore"]
 
@@ -58,6 +59,7 @@ _SQLITE_BUSY_TIMEOUT_S = 30  # several activities may write at once; wait rather
 _POSTGRES_TIMEOUT_S = 10
 
 
+@whole_calls  # a close-out's cancellation never cuts a store call in half (store/whole_calls.py)
 class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
     def __init__(self, engine: AsyncEngine) -> None:
         if engine.dialect.name not in _UPSERTS:

@@ -9,8 +9,11 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from models.case import AttemptResult
 from store import CaseStore
+from tests import directory_data
 from tests.directory_data import SESSION_START, outreach_request
 
 WRITERS = 20
@@ -52,5 +55,34 @@ async def test_concurrent_writers_and_readers_never_meet_a_locked_database(
         assert {a.provider_id for a in attempts} == {
             f"SM{n}-{r}" for n in range(WRITERS) for r in range(ROUNDS)
         }
+    finally:
+        await store.close()
+
+
+async def test_a_write_whose_caller_is_cancelled_midway_is_applied_whole_and_frees_the_lock(
+    tmp_path: Path,
+) -> None:
+    """A close-out cancels activities in the middle of their store writes. The write still
+    commits whole before the caller is cancelled, and the next writer gets the lock at once
+    (a write cut in half once kept SQLite's write lock until the worker ended)."""
+    store = CaseStore.from_url(
+        f"sqlite+aiosqlite:///{tmp_path}/cases.db", sqlite_busy_timeout_s=0.5
+    )
+    await store.create_schema()
+    at = SESSION_START + timedelta(minutes=20)
+    clients = [
+        directory_data.CLIENTS[0].model_copy(update={"client_id": f"C{n}"}) for n in range(3000)
+    ]
+    try:
+        importing = asyncio.create_task(store.import_directory(directory_data.THERAPISTS, clients))
+        await asyncio.sleep(0.05)  # inside its transaction
+        assert not importing.done()
+        importing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await importing
+        assert await store.get_client("C2999") is not None  # applied whole
+        request = outreach_request()
+        await store.start_attempt(request, at)  # the lock is free: within the 0.5 s timeout
+        assert (await store.get_attempt(request.key)) is not None
     finally:
         await store.close()

@@ -709,12 +709,13 @@ class MissedSessionWorkflow:
             attempts = await workflow.execute_activity_method(
                 OutreachActivities.send_messages,
                 OutreachBatch(messages=requests),
-                # A call rings and is polled for its outcome; a text or an email is one request
-                # (at most 20 s). The heartbeat notices a worker that died within 30 s.
+                # A call rings and is polled for its outcome, heartbeating (a dead worker is
+                # noticed within 30 s, and a close-out reaches the ringing call); texts and
+                # emails are one request each (at most 20 s), side by side: 30 s in all.
                 start_to_close_timeout=(
-                    timedelta(minutes=15) if Channel.voice in channels else timedelta(minutes=2)
+                    timedelta(minutes=15) if Channel.voice in channels else timedelta(seconds=30)
                 ),
-                heartbeat_timeout=CALL_HEARTBEAT,
+                heartbeat_timeout=CALL_HEARTBEAT if Channel.voice in channels else None,
                 retry_policy=MESSAGE_RETRY,
                 # A message handed to a provider is recorded even when the case closes meanwhile.
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
