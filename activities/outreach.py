@@ -14,6 +14,11 @@ provider refused it (the store may have been down when that try wanted to write 
 Step 1 is a compare-and-set on the row (`CaseStore.claim_attempt`): of two tries running at
 once (Temporal timed one out, but it is still running), only the one holding the claim sends.
 
+Cases send a step's messages to one recipient together (`send_messages`: a round's call, text
+and email in one activity); each message follows the protocol above under its own key, claim
+and entry in the activity's heartbeat. `send_sms`, `send_email` and `place_call` send one
+message each, for cases opened before batching and for notices about no case.
+
 Provider errors are retried by this activity's own clock: after the policy's `message_retry_for`
 of refusals the attempt is recorded `failed` and the case moves on. Every other error (a bug, a
 misconfiguration, the store unreachable) is raised for Temporal to retry until it is fixed.
