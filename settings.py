@@ -114,6 +114,14 @@ class Settings(BaseSettings):
     # 0: none cached, every workflow task replays. `python -m bench.held_cases` measures it.
     worker_max_cached_workflows: int = Field(default=200, ge=0)
 
+    # Workflow tasks the worker runs at once (WORKER_MAX_CONCURRENT_WORKFLOW_TASKS). They share
+    # one Python interpreter: at the SDK's 100, a saturated worker (300 cases at once on 2 cores)
+    # ran hundreds of tasks past 5 s each and on PostgreSQL dozens past the server's 10 s task
+    # timeout, which retried them and turned answers away meanwhile; at 10 none passed 5 s on
+    # PostgreSQL, a handful on SQLite, at the same cases per second (`python -m
+    # bench.throughput`). Activities keep the SDK's 100 slots.
+    worker_max_concurrent_workflow_tasks: int = Field(default=10, ge=2)
+
     def message_link_base(self) -> str | None:
         """The base URL that messages' links start with, or None: messages carry no link."""
         if self.message_links == "never":

@@ -30,6 +30,7 @@ from service.cases import CaseService
 from service.page_links import message_links
 from settings import Settings
 from store.case_store import CaseStore
+from temporal_env.bytecode import compile_workflow_modules
 from temporal_env.codec import describe_encryption
 from temporal_env.connect import connect, payload_keys
 from temporal_env.logging_setup import configure_logging
@@ -69,8 +70,13 @@ def build_worker(
     queue = task_queue or settings.temporal_task_queue
     cases = CaseService(store, settings.model_copy(update={"temporal_task_queue": queue}), client)
     sweep = CalendarSweepActivities(CalendarService(store, settings, cases))
+    compile_workflow_modules()
     # WORKER_MAX_CACHED_WORKFLOWS, unless the caller (a test) gives its own cache size.
-    options = {"max_cached_workflows": settings.worker_max_cached_workflows, **worker_options}
+    options = {
+        "max_cached_workflows": settings.worker_max_cached_workflows,
+        "max_concurrent_workflow_tasks": settings.worker_max_concurrent_workflow_tasks,
+        **worker_options,
+    }
     return Worker(
         client,
         task_queue=queue,

@@ -1,11 +1,13 @@
 """Reaction times read from a case's history (the server's own timestamps, so the driver's
 polling does not count): from the grace timer firing to the first outreach request starting,
-and from the therapist's close-out (the Update accepted) to the resolution written to the
-case store (the `record_resolution` step completed)."""
+and from the therapist's close-out to the resolution written to the case store (the
+`record_resolution` step completed). The close-out starts when the driver sends it, not at the
+Update's "accepted" event: that event is written only once a busy worker has taken the Update
+up, so the wait for the worker would not count."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
@@ -14,11 +16,15 @@ _SENDS = frozenset({"send_messages", "place_call", "send_sms", "send_email"})
 
 
 def _at(event: object) -> datetime:
+    """The event's server time, naive UTC (as protobuf gives it)."""
     return event.event_time.ToDatetime()  # type: ignore[attr-defined,no-any-return]
 
 
-def reaction_times(history: WorkflowHistory) -> tuple[float | None, float | None]:
-    """(grace fired -> first send started, close-out accepted -> resolution recorded), s."""
+def reaction_times(
+    history: WorkflowHistory, close_sent: datetime | None = None
+) -> tuple[float | None, float | None]:
+    """(grace fired -> first send started, close-out sent -> resolution recorded), s.
+    Without `close_sent`, the close-out counts from its Update's "accepted" event."""
     events = list(history.events)
     scheduled: dict[int, str] = {}
     first_timer_fired: datetime | None = None
@@ -54,7 +60,8 @@ def reaction_times(history: WorkflowHistory) -> tuple[float | None, float | None
         if first_send and first_timer_fired
         else None
     )
-    closing = (recorded - accepted).total_seconds() if recorded and accepted else None
+    began = close_sent.astimezone(UTC).replace(tzinfo=None) if close_sent else accepted
+    closing = (recorded - began).total_seconds() if recorded and began else None
     return outreach, closing
 
 

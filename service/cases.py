@@ -8,13 +8,21 @@ back as a `CaseError`: one line in the product's words.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -82,6 +90,9 @@ def case_id_of(reference: str) -> str:
 
 
 class CaseService:
+    # How long an answer keeps trying while Temporal cannot take it yet (see `_deliver_answer`).
+    answer_retry_for = timedelta(seconds=30)
+
     def __init__(self, store: CaseStore, settings: Settings, client: Client | None = None) -> None:
         self._store = store
         self._settings = settings
@@ -199,7 +210,7 @@ class CaseService:
         case_id = case_id_of(reference)
         handle = (await self.temporal()).get_workflow_handle(case_id)
         try:
-            receipt = await handle.execute_update(update, payload, result_type=AnswerReceipt)
+            receipt = await self._deliver_answer(handle, update, payload)
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause)
@@ -207,6 +218,40 @@ class CaseService:
         except RPCError as exc:
             raise await self._not_running(case_id, exc) from None
         return f"{case_id}: {receipt.accepted}"
+
+    async def _deliver_answer(
+        self, handle: WorkflowHandle[Any, Any], update: str, payload: dict[str, Any]
+    ) -> AnswerReceipt:
+        """The Update, retried for `answer_retry_for` while Temporal cannot take it yet: the
+        server turns Updates away (FAILED_PRECONDITION) while the case's workflow task is
+        failing, which a worker too busy to finish a task in its 10 s also causes, and the
+        call gives up on an Update no worker has taken in time. Every try carries the same
+        update id, so an answer the server did take is applied once, never twice."""
+        update_id = f"{update}-{uuid.uuid4().hex}"
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self.answer_retry_for.total_seconds()
+        pause = 0.5
+        while True:
+            try:
+                receipt: AnswerReceipt = await handle.execute_update(
+                    update, payload, id=update_id, result_type=AnswerReceipt
+                )
+                return receipt
+            except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+                if isinstance(exc.__cause__, asyncio.CancelledError):
+                    raise exc.__cause__ from None  # the caller gave up: not a retry
+                if loop.time() >= give_up_at:
+                    raise CaseError(
+                        f"case {handle.id} did not take the answer in time: no worker is "
+                        "free to run it (busy or down); try again, it will not be applied twice"
+                    ) from None
+            except RPCError as exc:
+                if exc.status is not RPCStatusCode.FAILED_PRECONDITION or (
+                    loop.time() >= give_up_at
+                ):
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 4.0)
 
     async def close_out(self, reference: str, data: Mapping[str, Any]) -> str:
         """The therapist's close-out: ends the case at any stage. A close-out whose answer was
@@ -257,6 +302,11 @@ class CaseService:
             if await self._store.get_case(case_id) is not None:
                 return CaseError(f"case {case_id} is no longer running in Temporal")
             return CaseError(f"no such case: {case_id}")
+        if exc.status is RPCStatusCode.FAILED_PRECONDITION:
+            return CaseError(
+                f"case {case_id} cannot be reached now: Temporal is retrying its workflow task "
+                "(a busy worker, or a fault shown on the case in the Web UI); try again shortly"
+            )
         return CaseError(f"case {case_id}: {exc.message}")
 
     def closed_line(self, resolution: Resolution) -> str:

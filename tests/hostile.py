@@ -121,7 +121,9 @@ class _RecordedHandle:
     def __init__(self, sent: list[tuple[str, Any]], case_id: str) -> None:
         self._sent, self.id = sent, case_id
 
-    async def execute_update(self, update: str, payload: Any, result_type: type) -> Any:
+    async def execute_update(
+        self, update: str, payload: Any, result_type: type, id: str | None = None
+    ) -> Any:
         from models.answers import AnswerReceipt
 
         self._sent.append((update, payload))
