@@ -315,9 +315,9 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         async with self._begin() as conn:
             if seen is None:
                 stmt = self._insert(AttemptTable).values(**self._new_attempt(request, at, claim))
-                await conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+                claimed = stmt.on_conflict_do_nothing(index_elements=["key"])
             else:
-                await conn.execute(
+                claimed = (
                     update(AttemptTable)
                     .where(
                         AttemptTable.key == request.key,
@@ -327,11 +327,10 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
                     )
                     .values(state="sending", claim=claim)
                 )
-            query = select(AttemptTable.state, AttemptTable.claim).where(
-                AttemptTable.key == request.key
-            )
-            row = (await conn.execute(query)).one()
-        return (row.state, row.claim) == ("sending", claim)
+            # A row comes back only if this statement wrote it, which is the claim: inside the
+            # write transaction no other try can change it in between.
+            won = (await conn.execute(claimed.returning(AttemptTable.claim))).first()
+        return won is not None and won.claim == claim
 
     @staticmethod
     def _new_attempt(request: OutreachRequest, at: datetime, claim: str | None) -> dict[str, Any]:
@@ -392,9 +391,12 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             )
         )
         async with self._begin() as conn:
-            await conn.execute(stmt)
-            query = select(AttemptTable).where(AttemptTable.key == key)
-            row = (await conn.execute(query)).mappings().first()
+            # RETURNING: the row as written, without reading it back; an attempt finished
+            # before (no row updated) is read as it stands.
+            row = (await conn.execute(stmt.returning(AttemptTable))).mappings().first()
+            if row is None:
+                query = select(AttemptTable).where(AttemptTable.key == key)
+                row = (await conn.execute(query)).mappings().first()
         if row is None:
             raise LookupError(f"outreach attempt {key} was never started")
         return stored(AttemptRow, dict(row)).as_attempt()

@@ -132,6 +132,16 @@ class Harness:
             await asyncio.sleep(0.01)
         raise AssertionError(f"case never recorded {count} attempts")
 
+    async def recorded_to(self, case_id: str, role: str) -> CaseStatus:
+        """Until the case has recorded a message to `role`, without skipping time: a message
+        whose activity is still running when the close-out comes is, rightly, never sent."""
+        for _ in range(1000):
+            status = await self.status_of(case_id)
+            if any(a.recipient_role.value == role for a in status.attempts):
+                return status
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"case never recorded a message to the {role}")
+
     async def status_of(self, case_id: str) -> CaseStatus:
         return await self.status(self.client.get_workflow_handle(case_id, result_type=Resolution))
 
@@ -144,6 +154,13 @@ class Harness:
         return await self._advance(
             handle, lambda status: status.therapist_asked_at is not None, "therapist asked"
         )
+
+    async def advance_for(self, handle: WorkflowHandle[Any, Resolution], span: timedelta) -> None:
+        """Skip `span` of time as `_advance` does: to each next timer, in steps of seconds
+        while the case works (one long skip could time out a reminder running meanwhile)."""
+        end = await self.env.get_current_time() + span
+        while (now := await self.env.get_current_time()) < end:
+            await self.env.sleep(min(_next_skip(await self.status(handle), now), end - now))
 
     async def until_sent(self, count: int) -> None:
         """Let the case work, seconds at a time, until `count` messages went out in all."""
@@ -168,12 +185,7 @@ class Harness:
             status = await self.status(handle)
             if reached(status):
                 return status
-            now = await self.env.get_current_time()
-            dues = [d.at for d in status.deferred]
-            if status.next_action is not None and status.next_action.at is not None:
-                dues.append(status.next_action.at)
-            future = [due - now for due in dues if due - now > _STEP]
-            await self.env.sleep(min([*future, timedelta(hours=6)]) if future else _STEP)
+            await self.env.sleep(_next_skip(status, await self.env.get_current_time()))
         raise AssertionError(f"case never reached: {what}; last stage {status.stage}")
 
     async def close_as_therapist(
@@ -185,6 +197,15 @@ class Harness:
         await self.awaiting_close_out(handle)
         await self.answer(handle, "client_reached", **reached.model_dump(mode="json"))
         return await handle.result()
+
+
+def _next_skip(status: CaseStatus, now: datetime) -> timedelta:
+    """Straight to the case's next timer (at most 6 h), or one step while it works."""
+    dues = [d.at for d in status.deferred]
+    if status.next_action is not None and status.next_action.at is not None:
+        dues.append(status.next_action.at)
+    future = [due - now for due in dues if due - now > _STEP]
+    return min([*future, timedelta(hours=6)]) if future else _STEP
 
 
 @asynccontextmanager

@@ -3,6 +3,7 @@ datetime read back timezone-aware in UTC."""
 
 from __future__ import annotations
 
+import asyncio
 import traceback
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -188,6 +189,35 @@ async def test_of_two_tries_claiming_one_message_only_one_may_send(
     assert claims == [True, False]  # both saw `retry`: the first to claim it sends
     row = await case_store.get_attempt(request.key)
     assert row is not None and (row.state, row.claim) == ("sending", "try-3")
+
+
+async def test_of_tries_claiming_one_message_at_the_same_moment_exactly_one_wins(
+    case_store: CaseStore,
+) -> None:
+    """The claim is the statement's own write (RETURNING), not a read after it: tries racing
+    on separate connections, on a new row and on a refused one, get one winner each time."""
+    request = outreach_request("client/1/email")
+    won = await asyncio.gather(
+        *(case_store.claim_attempt(request, T0, f"new-{n}", None) for n in range(8))
+    )
+    assert sorted(won) == [False] * 7 + [True]
+    await case_store.mark_retryable(request.key, "HTTP 429")
+    seen = await case_store.get_attempt(request.key)
+    assert seen is not None and seen.state == "retry"
+    won = await asyncio.gather(
+        *(case_store.claim_attempt(request, T0, f"again-{n}", seen) for n in range(8))
+    )
+    assert sorted(won) == [False] * 7 + [True]
+    row = await case_store.get_attempt(request.key)
+    assert row is not None and row.state == "sending"
+    assert row.claim == f"again-{won.index(True)}"
+    finished = await case_store.finish_attempt(
+        request.key, AttemptResult.sent, "", "SG1", False, T0
+    )
+    again = await case_store.finish_attempt(
+        request.key, AttemptResult.failed, "late", None, False, T0
+    )
+    assert finished == again and finished.result is AttemptResult.sent  # the first result stands
 
 
 async def test_the_close_out_finishes_every_attempt_left_unfinished(
