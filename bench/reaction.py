@@ -21,10 +21,10 @@ def _at(event: object) -> datetime:
 
 
 def reaction_times(
-    history: WorkflowHistory, close_sent: datetime | None = None
+    history: WorkflowHistory, close_sent: datetime | None
 ) -> tuple[float | None, float | None]:
-    """(grace fired -> first send started, close-out sent -> resolution recorded), s.
-    Without `close_sent`, the close-out counts from its Update's "accepted" event."""
+    """(grace fired -> first send started, close-out sent -> resolution recorded), s; the
+    second is None for a case the driver did not close out."""
     events = list(history.events)
     scheduled: dict[int, str] = {}
     first_timer_fired: datetime | None = None
@@ -60,8 +60,8 @@ def reaction_times(
         if first_send and first_timer_fired
         else None
     )
-    began = close_sent.astimezone(UTC).replace(tzinfo=None) if close_sent else accepted
-    closing = (recorded - began).total_seconds() if recorded and began else None
+    sent = close_sent.astimezone(UTC).replace(tzinfo=None) if close_sent else None
+    closing = (recorded - sent).total_seconds() if recorded and sent else None
     return outreach, closing
 
 

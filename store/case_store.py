@@ -327,10 +327,10 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
                     )
                     .values(state="sending", claim=claim)
                 )
-            # A row comes back only if this statement wrote it, which is the claim: inside the
-            # write transaction no other try can change it in between.
-            won = (await conn.execute(claimed.returning(AttemptTable.claim))).first()
-        return won is not None and won.claim == claim
+            # A row comes back only if this statement wrote it, and writing it is the claim:
+            # no read afterwards for another try to change in between.
+            won = (await conn.execute(claimed.returning(AttemptTable.key))).first()
+        return won is not None
 
     @staticmethod
     def _new_attempt(request: OutreachRequest, at: datetime, claim: str | None) -> dict[str, Any]:

@@ -132,16 +132,6 @@ class Harness:
             await asyncio.sleep(0.01)
         raise AssertionError(f"case never recorded {count} attempts")
 
-    async def recorded_to(self, case_id: str, role: str) -> CaseStatus:
-        """Until the case has recorded a message to `role`, without skipping time: a message
-        whose activity is still running when the close-out comes is, rightly, never sent."""
-        for _ in range(1000):
-            status = await self.status_of(case_id)
-            if any(a.recipient_role.value == role for a in status.attempts):
-                return status
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"case never recorded a message to the {role}")
-
     async def status_of(self, case_id: str) -> CaseStatus:
         return await self.status(self.client.get_workflow_handle(case_id, result_type=Resolution))
 
@@ -161,6 +151,15 @@ class Harness:
         end = await self.env.get_current_time() + span
         while (now := await self.env.get_current_time()) < end:
             await self.env.sleep(min(_next_skip(await self.status(handle), now), end - now))
+
+    async def recorded_to(self, handle: WorkflowHandle[Any, Resolution], role: str) -> CaseStatus:
+        """Skip time until the case has recorded a message to `role`: a message whose activity
+        is still running when the close-out comes is, rightly, never sent."""
+        return await self._advance(
+            handle,
+            lambda status: any(a.recipient_role.value == role for a in status.attempts),
+            f"a message to the {role} recorded",
+        )
 
     async def until_sent(self, count: int) -> None:
         """Let the case work, seconds at a time, until `count` messages went out in all."""

@@ -28,7 +28,7 @@ async def _longest_normal_path(env: WorkflowEnvironment, store: CaseStore) -> in
         handle = await h.start(policy=DEFAULT_POLICY)
         await h.advance_to(handle, Stage.awaiting_therapist.value)
         await h.advance_for(handle, DEFAULT_POLICY.supervisor_after + timedelta(hours=1))
-        await h.recorded_to(handle.id, "supervisor")
+        await h.recorded_to(handle, "supervisor")
         resolution = await h.close_as_therapist(handle)
         lengths = await h.run_lengths(handle.id)
     roles = {a.recipient_role.value for a in resolution.attempts}
@@ -41,7 +41,7 @@ async def _longest_normal_path(env: WorkflowEnvironment, store: CaseStore) -> in
 async def test_the_longest_normal_path_stays_under_200_events(
     time_skipping_env: WorkflowEnvironment, sqlite_store: CaseStore
 ) -> None:
-    """About 185 events (181-190, with how completions fall into workflow tasks) since a
+    """170 to 190 events (with how completions fall into workflow tasks) since a
     step's messages share one activity (MESSAGES_TOGETHER); it was 232 with an activity per
     message, 271 before the store's writes were local activities. Time is skipped timer by
     timer (`advance_for`): one long skip timed out a reminder running on a loaded machine."""
