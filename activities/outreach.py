@@ -246,7 +246,15 @@ class OutreachActivities:
         message = compose(request.purpose, request.channel, facts)
 
         claim = _claim_token()
-        if not await self._store.claim_attempt(request, at, claim, previous):
+        try:
+            claimed = await self._store.claim_attempt(request, at, claim, previous)
+        except Exception:
+            # The store failed mid-claim (an outage): the claim may have been written all the
+            # same, but nothing was sent. Said so, under this claim, the next try sends it
+            # instead of recording a message that never left as "unconfirmed".
+            tried.say({"not_sent": True, "claim": claim})
+            raise
+        if not claimed:
             return await self._lost_claim(request, at, tried)
         # This try holds the claim now. Its heartbeat replaces whatever an earlier try said:
         # an earlier try's "not sent" must never let a later one take over THIS try's send.

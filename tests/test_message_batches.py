@@ -107,6 +107,34 @@ async def test_a_refused_text_while_the_store_is_down_is_sent_by_the_next_try_of
     assert sms_said["not_sent"] is True and sms_said["claim"]
 
 
+async def test_a_claim_written_as_the_store_went_down_is_sent_by_the_next_try(
+    sqlite_store: CaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim reached the store but its answer was lost (the outage drill's window): the
+    try never called the provider, says so under its claim, and the next try sends the text
+    instead of recording it "unconfirmed"."""
+    providers = RecordingProviders()
+    activities = await _activities(sqlite_store, providers.bundle())
+    claim = sqlite_store.claim_attempt
+
+    async def written_then_lost(request: Any, *args: Any) -> bool:
+        won = await claim(request, *args)
+        if request.channel.value == "sms":
+            raise StoreError("case store unreachable")
+        return won
+
+    monkeypatch.setattr(sqlite_store, "claim_attempt", written_then_lost)
+    first, said = _listening()
+    with pytest.raises(StoreError):
+        await first.run(activities.send_messages, ROUND_ONE)
+    monkeypatch.undo()
+    assert sorted(s.channel for s in providers.sent) == ["email", "voice"]
+    attempts = await _next_try(first, said, 2).run(activities.send_messages, ROUND_ONE)
+
+    assert sorted(s.channel for s in providers.sent) == ["email", "sms", "voice"]
+    assert attempts[1].result is AttemptResult.sent
+
+
 class _TakesTextsSlowly:
     """Takes every text and answers the first one only after an hour."""
 
