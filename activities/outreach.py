@@ -152,10 +152,12 @@ class OutreachActivities:
             await self._store.get_client(first.client_id),
             await self._store.get_therapist(first.therapist_id),
         )
+        rows = await self._store.get_attempts([request.key for request in batch.messages])
         tasks = [
             asyncio.create_task(
                 self._deliver(
                     request,
+                    rows.get(request.key),
                     self._sender(request.channel),
                     MessageTry(_said_of(previous, request.key), saying(request.key)),
                     at,
@@ -178,17 +180,27 @@ class OutreachActivities:
     @activity.defn(name="send_sms")
     async def send_sms(self, request: OutreachRequest) -> Attempt:
         """One text (cases opened before messages were batched; notices about no case)."""
-        return await self._deliver(request, self._send_sms, _single_try(), _attempt_time())
+        return await self._deliver_alone(request, self._send_sms)
 
     @activity.defn(name="send_email")
     async def send_email(self, request: OutreachRequest) -> Attempt:
-        return await self._deliver(request, self._send_email, _single_try(), _attempt_time())
+        return await self._deliver_alone(request, self._send_email)
 
     @activity.defn(name="place_call")
     async def place_call(self, request: OutreachRequest) -> Attempt:
         """Call with a short spoken message (left after the beep on a machine), then poll the
         call until Twilio reports its outcome."""
-        return await self._deliver(request, self._start_call, _single_try(), _attempt_time())
+        return await self._deliver_alone(request, self._start_call)
+
+    async def _deliver_alone(
+        self,
+        request: OutreachRequest,
+        send: Callable[[str, Message, OutreachRequest], Awaitable[ProviderReceipt]],
+    ) -> Attempt:
+        """One message in an activity of its own: its row read here (`send_messages` reads a
+        step's rows in one go)."""
+        previous = await self._store.get_attempt(request.key)
+        return await self._deliver(request, previous, send, _single_try(), _attempt_time())
 
     def _sender(
         self, channel: Channel
@@ -202,6 +214,7 @@ class OutreachActivities:
     async def _deliver(
         self,
         request: OutreachRequest,
+        previous: AttemptRow | None,
         send: Callable[[str, Message, OutreachRequest], Awaitable[ProviderReceipt]],
         tried: MessageTry,
         at: datetime,
@@ -209,7 +222,6 @@ class OutreachActivities:
     ) -> Attempt:
         last_try = tried.last
         refused_since = _refused_since(last_try)
-        previous = await self._store.get_attempt(request.key)
         if previous is not None and previous.state == "done":
             log.info("already final, not repeating", extra=_context(request))
             return previous.as_attempt()

@@ -35,10 +35,7 @@ import argparse
 import asyncio
 import gc
 import importlib.util
-import os
 import shutil
-import signal
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -51,6 +48,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from bench.machine import machine_line
+from bench.processes import WorkerProcess, status_kb, worker_env
 from bench.throughput import CLOSE_OUT, _start_dev_server
 from models.policy import EscalationPolicy, load_policy, validate_policy
 from service.cases import CaseService
@@ -85,79 +83,8 @@ def held_policy() -> EscalationPolicy:
     return validate_policy(demo, "held")
 
 
-def _status_kb(pid: int) -> dict[str, int]:
-    """VmHWM (peak resident set) and VmRSS (now), in kB, from /proc."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS"):
-            fields[key] = int(value.split()[0])
-    return fields
-
-
-def _cpu_seconds(pid: int) -> float:
-    after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(after_name[11]) + int(after_name[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class WorkerProcess:
-    """One `worker.py` subprocess with its own cache size; its log goes to a file (a line per
-    case and step: never read into this process's memory)."""
-
-    def __init__(self, env: dict[str, str], cache: int, log: Path) -> None:
-        self.cache = cache
-        self._env = {**env, "WORKER_MAX_CACHED_WORKFLOWS": str(cache)}
-        self._log = log
-        self._process: asyncio.subprocess.Process | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
-
-    async def start(self) -> int:
-        """Start it and wait until it is connected and about to poll; its RSS then, in kB."""
-        with self._log.open("w") as log:
-            self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "worker.py", cwd=ROOT, env=self._env,
-                stdout=asyncio.subprocess.DEVNULL, stderr=log,
-            )  # fmt: skip
-        await _until(lambda: _started(self._log), f"worker.py started ({self._log})", 60)
-        await asyncio.sleep(1.0)  # `async with worker`: the pollers begin
-        return _status_kb(self.pid)["VmRSS"]
-
-    async def idle(self, seconds: float = 60) -> None:
-        """Until the worker uses under 5% of a core for a second: every task done."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while loop.time() < deadline:
-            before = _cpu_seconds(self.pid)
-            await asyncio.sleep(1.0)
-            if _cpu_seconds(self.pid) - before < 0.05:
-                return
-
-    async def stop(self) -> None:
-        """SIGTERM: the worker drains and tells the server, so its cases go to the next one."""
-        if self._process is not None and self._process.returncode is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self._process.wait(), 45)
-            except TimeoutError:
-                self._process.kill()
-                await self._process.wait()
-
-
-def _started(log: Path) -> bool:
-    return "worker started on task queue" in log.read_text()
-
-
-async def _until(check: Callable[[], bool], what: str, seconds: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not check():
-        if loop.time() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.25)
+def cached(env: dict[str, str], cache: int) -> dict[str, str]:
+    return {**env, "WORKER_MAX_CACHED_WORKFLOWS": str(cache)}
 
 
 async def _count(client: Client, query: str) -> int:
@@ -284,18 +211,12 @@ async def measure(n: int, tuned_cache: int) -> list[str]:
     await import_directory_csv(store, ROOT / "samples" / "directory.csv")
     client = env.client
     queue = f"held-{uuid.uuid4().hex[:8]}"
-    worker_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SENDGRID_"))},
-        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-        "TEMPORAL_TASK_QUEUE": queue,
-        "DATABASE_URL": database,
-        "METRICS_ADDRESS": "",
-    }
+    env_of = worker_env(client.service_client.config.target_host, queue, database)
     service = CaseService(store, Settings(temporal_task_queue=queue), client)
     parked = f'TaskQueue = "{queue}" AND OutreachStage = "awaiting_therapist"'
     completed = f'TaskQueue = "{queue}" AND ExecutionStatus = "Completed"'
-    a = WorkerProcess(worker_env, SDK_DEFAULT_CACHE, folder / "worker-a.log")
-    b = WorkerProcess(worker_env, tuned_cache, folder / "worker-b.log")
+    a = WorkerProcess(["worker.py"], cached(env_of, SDK_DEFAULT_CACHE), folder / "worker-a.log")
+    b = WorkerProcess(["worker.py"], cached(env_of, tuned_cache), folder / "worker-b.log")
     began = time.perf_counter()
     try:
         # (A) parks every case itself.
@@ -305,8 +226,10 @@ async def measure(n: int, tuned_cache: int) -> list[str]:
         await _wait_count(client, parked, n, seconds=120)
         await a.idle()
         parked_in = time.perf_counter() - t0
-        status = _status_kb(a.pid)
-        held_a = Held("(A) SDK default", a.cache, n, a_start, status["VmHWM"], status["VmRSS"])
+        status = status_kb(a.pid)
+        held_a = Held(
+            "(A) SDK default", SDK_DEFAULT_CACHE, n, a_start, status["VmHWM"], status["VmRSS"]
+        )
         await a.stop()
 
         # (B) takes the same parked cases over, one query each, then closes them all.
@@ -315,14 +238,14 @@ async def measure(n: int, tuned_cache: int) -> list[str]:
         await _each(ids, lambda case_id: client.get_workflow_handle(case_id).query("case_status"))
         took_over_in = time.perf_counter() - t1
         await b.idle()
-        status = _status_kb(b.pid)
-        held_b = Held("(B) tuned", b.cache, n, b_start, status["VmHWM"], status["VmRSS"])
+        status = status_kb(b.pid)
+        held_b = Held("(B) tuned", tuned_cache, n, b_start, status["VmHWM"], status["VmRSS"])
         still_parked = await _count(client, parked)
         t2 = time.perf_counter()
         await _each(ids, lambda case_id: service.close_out(case_id, CLOSE_OUT))
         await _wait_count(client, completed, n, seconds=120)
         closed_in = time.perf_counter() - t2
-        held_b.peak_kb = _status_kb(b.pid)["VmHWM"]  # its lifetime peak: closing included
+        held_b.peak_kb = status_kb(b.pid)["VmHWM"]  # its lifetime peak: closing included
     except BaseException:
         print(f"failed; the workers' logs and both databases are kept in {folder}")
         raise

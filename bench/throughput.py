@@ -1,6 +1,7 @@
 """Cases per second against Temporal's own floor, on one dev server, in one run.
 
     python -m bench.throughput [--cases 300] [--store sqlite|postgresql] [--profile]
+                               [--worker-processes N]
 
 (1) One full case (the client unreachable for two rounds, the emergency contact, the therapist
     notified, then the therapist's close-out) on a seconds-scale policy; its history gives the
@@ -11,8 +12,12 @@
     out by the "therapist" as soon as it awaits them.
 
 Both run on the same dev server (SQLite, journal_mode=WAL, synchronous=OFF) and the same
-worker process, so the ratio holds on a noisy machine. Messages are dry runs (no provider);
-`--profile` adds a cProfile summary of where the worker's time goes during (3).
+worker processes, so the ratio holds on a noisy machine: this one, and with
+`--worker-processes N` N-1 more (`worker.py` for the cases, `bench.floor_worker` for the
+floor). Messages are dry runs (no provider). The driver (opening cases, polling for those that
+await their therapist) has a case store of its own, so the statements counted are the worker's:
+those of the one case in (1), which ran alone. `--profile` adds a cProfile summary of where
+this process's worker spends its time during (3).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from temporalio.worker import Worker
 
 from bench.floor import FloorWorkflow, Shape, noop, shape_of
 from bench.machine import machine_line
+from bench.processes import WorkerProcess, worker_env
 from bench.reaction import percentile, reaction_times
 from models.answers import CaseOutcome, ClientReached, FeeChoice, FeeDecision
 from models.case import Stage
@@ -117,31 +123,40 @@ async def _start_dev_server(folder: Path) -> WorkflowEnvironment:
     )
 
 
-async def _store(kind: str, folder: Path) -> tuple[CaseStore, Callable[[], Awaitable[None]]]:
-    """A fresh case store and how to throw it away."""
+async def _database(kind: str, folder: Path) -> tuple[str, Callable[[], Awaitable[None]]]:
+    """A fresh, empty case store's URL and how to throw it away."""
     if kind == "sqlite":
-        store = CaseStore.from_url(f"sqlite+aiosqlite:///{folder}/cases.db")
 
         async def nothing() -> None:
-            await store.close()
+            pass
 
-        await store.create_schema()
-        return store, nothing
+        return f"sqlite+aiosqlite:///{folder}/cases.db", nothing
     name = f"outreach_bench_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(POSTGRES_ADMIN)
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
     base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    store = CaseStore.from_url(f"{base}/{name}")
-    await store.create_schema()
 
     async def drop() -> None:
-        await store.close()
         admin = await asyncpg.connect(POSTGRES_ADMIN)
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
 
-    return store, drop
+    return f"{base}/{name}", drop
+
+
+def _helpers(
+    processes: int, address: str, case_queue: str, floor_queue: str, url: str, folder: Path
+) -> list[WorkerProcess]:
+    """The worker processes beside this one: per extra process a `worker.py` for the cases and
+    a `bench.floor_worker` for the floor."""
+    helpers = []
+    for i in range(processes - 1):
+        env = worker_env(address, case_queue, url, CALL_POLL_INTERVAL_SECONDS="0.01")
+        helpers.append(WorkerProcess(["worker.py"], env, folder / f"worker-{i}.log"))
+        floor_args = ["-m", "bench.floor_worker", address, floor_queue]
+        helpers.append(WorkerProcess(floor_args, dict(os.environ), folder / f"floor-{i}.log"))
+    return helpers
 
 
 async def _run_floor(client: Client, queue: str, shape: Shape, n: int) -> Run:
@@ -228,7 +243,8 @@ def _profile_summary(profile: cProfile.Profile, top: int = 8) -> list[str]:
         by_package[_package(path)] += own
     lines = [f"  {name:<28} {seconds:6.2f} s  {seconds / total:5.1%}" for name, seconds in
              sorted(by_package.items(), key=lambda item: -item[1])[:top]]  # fmt: skip
-    return [f"worker profile during the cases (own time, {total:.1f} s in all):", *lines]
+    title = f"this process's worker during the cases (own time, {total:.1f} s in all):"
+    return [title, *lines]
 
 
 def _package(path: str) -> str:
@@ -241,11 +257,13 @@ def _package(path: str) -> str:
     return "python stdlib"
 
 
-async def measure(n: int, store_kind: str, profile: bool) -> list[str]:
+async def measure(n: int, store_kind: str, profile: bool, processes: int) -> list[str]:
     folder = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     env = await _start_dev_server(folder)
-    store, discard = await _store(store_kind, folder)
+    url, discard = await _database(store_kind, folder)
+    store, driver_store = CaseStore.from_url(url), CaseStore.from_url(url)
     try:
+        await store.create_schema()
         await import_directory_csv(store, ROOT / "samples" / "directory.csv")
         settings = Settings(
             temporal_task_queue=f"bench-{uuid.uuid4().hex[:8]}",
@@ -255,35 +273,46 @@ async def measure(n: int, store_kind: str, profile: bool) -> list[str]:
             sendgrid_api_key=None,
         )
         providers = build_providers(settings)
-        service = CaseService(store, settings, env.client)
+        service = CaseService(driver_store, settings, env.client)
         policy = bench_policy()
         floor_queue = f"floor-{uuid.uuid4().hex[:8]}"
         floor_worker = Worker(
             env.client, task_queue=floor_queue, workflows=[FloorWorkflow], activities=[noop]
         )
+        address = env.client.service_client.config.target_host
+        helpers = _helpers(
+            processes, address, settings.temporal_task_queue, floor_queue, url, folder
+        )
         async with build_worker(env.client, settings, store, providers), floor_worker:
-            one = await _run_cases(service, policy, 1)  # warm-up, and the case's shape
-            del one
-            [first] = await store.list_cases(open_only=False)
+            statements = store.count_statements()
+            await _run_cases(service, policy, 1)  # warm-up, the case's shape and statements
+            one_case = statements()
+            [first] = await driver_store.list_cases(open_only=False)
             history = await env.client.get_workflow_handle(first.case_id).fetch_history()
             shape = shape_of(history)
-            floor = await _run_floor(env.client, floor_queue, shape, n)
-            profiler = cProfile.Profile() if profile else None
-            if profiler:
-                profiler.enable()
-            statements = store.count_statements()
-            cases = await _run_cases(service, policy, n)
-            if profiler:
-                profiler.disable()
+            await asyncio.gather(*(helper.start() for helper in helpers))
+            try:
+                floor = await _run_floor(env.client, floor_queue, shape, n)
+                profiler = cProfile.Profile() if profile else None
+                if profiler:
+                    profiler.enable()
+                cases = await _run_cases(service, policy, n)
+                if profiler:
+                    profiler.disable()
+            finally:
+                await asyncio.gather(*(helper.stop() for helper in helpers))
         await providers.aclose()
     finally:
+        await store.close()
+        await driver_store.close()
         await discard()
         await env.shutdown()
     activities, local_activities, timers = shape.counts()
-    sent, writes = statements()
+    sent, writes = one_case
     lines = [
         machine_line(),
         f"case store: {store_kind}; dev server: SQLite (WAL, synchronous=OFF); {n} cases",
+        f"worker processes: {processes} ({_processes_label(processes)})",
         f"one case's shape: {len(history.events)} events; {activities} activities, "
         f"{local_activities} local activities, {timers} fired timers, 1 Update",
         f"floor: {floor.cases_per_second:6.1f} cases/s ({floor.finished_in:5.1f} s), "
@@ -292,8 +321,8 @@ async def measure(n: int, store_kind: str, profile: bool) -> list[str]:
         f"{cases.starts_per_second:6.0f} starts/s",
         f"ratio cases/floor: {cases.cases_per_second / floor.cases_per_second:.2f} "
         "(target at least 0.8)",
-        f"case store: {sent / n:.0f} SQL statements per case, {writes / n:.0f} of them writes "
-        "(the driver's polling included; the floor sends none)",
+        f"case store: {sent} SQL statements for one case, {writes} of them writes (the "
+        "worker's, the case alone; the floor sends none)",
     ]
     for label, values, target in (
         ("grace timer fired -> first outreach request", cases.outreach_reactions, 1.0),
@@ -311,13 +340,22 @@ async def measure(n: int, store_kind: str, profile: bool) -> list[str]:
     return lines
 
 
+def _processes_label(processes: int) -> str:
+    if processes == 1:
+        return "this one, for the floor and the cases"
+    return f"this one and {processes - 1} more for each: bench.floor_worker, worker.py"
+
+
 def main(argv: list[str] | None = None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=300)
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--worker-processes", type=int, default=1)
     args = parser.parse_args(argv)
-    lines = asyncio.run(measure(args.cases, args.store, args.profile))
+    if args.worker_processes < 1:
+        parser.error("--worker-processes: at least 1")
+    lines = asyncio.run(measure(args.cases, args.store, args.profile, args.worker_processes))
     print("\n".join(lines))
     return lines
 

@@ -68,6 +68,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             sqlite_transactions.manage_transactions(engine)
         self._engine = engine
         self._writer = engine.execution_options(**sqlite_transactions.WRITE)
+        self._one_statement = engine.execution_options(**sqlite_transactions.ONE_STATEMENT)
         # SQLite has one writer at a time: this process's writers queue here, in order, rather
         # than in SQLite's busy handler, which polls and can starve a waiter past its timeout.
         # PostgreSQL takes row locks: its writers need not queue.
@@ -144,10 +145,12 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             raise_unchained(error)  # not even a __context__ holds the driver's text
 
     @asynccontextmanager
-    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+    async def _connect(self, one_statement: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A read; `one_statement` where it sends just one (on SQLite, no BEGIN: see
+        `store.sqlite`)."""
         error: StoreError | None = None
         try:
-            async with self._engine.connect() as conn:
+            async with (self._one_statement if one_statement else self._engine).connect() as conn:
                 yield conn
         except _DRIVER_ERRORS as exc:
             error = safe_store_error(exc)
@@ -170,11 +173,11 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         await self._engine.dispose()
 
     async def _first(self, query: Executable) -> RowMapping | None:
-        async with self._connect() as conn:
+        async with self._connect(one_statement=True) as conn:
             return (await conn.execute(query)).mappings().first()
 
     async def _all(self, query: Executable) -> list[RowMapping]:
-        async with self._connect() as conn:
+        async with self._connect(one_statement=True) as conn:
             return list((await conn.execute(query)).mappings().all())
 
     # ------------------------------------------------------------------ directory (PHI)
@@ -294,6 +297,11 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
     async def get_attempt(self, key: str) -> AttemptRow | None:
         row = await self._first(select(AttemptTable).where(AttemptTable.key == key))
         return stored(AttemptRow, dict(row)) if row else None
+
+    async def get_attempts(self, keys: list[str]) -> dict[str, AttemptRow]:
+        """The rows of these attempts that exist, by key, in one read (a step's messages)."""
+        rows = await self._all(select(AttemptTable).where(AttemptTable.key.in_(keys)))
+        return {row["key"]: stored(AttemptRow, dict(row)) for row in rows}
 
     async def start_attempt(self, request: OutreachRequest, at: datetime) -> AttemptRow:
         """Write the row of a message that is recorded without being sent (no address, no

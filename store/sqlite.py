@@ -8,7 +8,10 @@ transaction itself:
 
 - writes (`CaseStore._begin`) with `BEGIN IMMEDIATE`: the write lock is taken first, waiting in
   turn under the busy timeout, never upgraded midway;
-- reads with a plain `BEGIN`, which in WAL mode reads a snapshot and blocks no writer.
+- reads with a plain `BEGIN`, which in WAL mode reads a snapshot and blocks no writer;
+- a read of one statement (`CaseStore._first`, `_all`) with no BEGIN at all: SQLite runs it in
+  a transaction of its own, one round trip to the driver's thread fewer (about a fifth of the
+  statements a case sends).
 
 WAL (write-ahead log) lets readers and one writer work at the same time, and
 `synchronous=NORMAL` is its usual durable-enough setting: a committed transaction survives a
@@ -24,6 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 WRITE = {"sqlite_begin": "IMMEDIATE"}  # execution options of the store's write transactions
+ONE_STATEMENT = {"sqlite_begin": "none"}  # ... and of its reads of a single statement
 
 
 def manage_transactions(engine: AsyncEngine) -> None:
@@ -50,4 +54,6 @@ def _begin(conn: Connection) -> None:
     if dbapi_connection is not None and dbapi_connection.isolation_level is not None:
         dbapi_connection.isolation_level = None  # pooled before this engine was managed
     mode = conn.get_execution_options().get("sqlite_begin", "")
+    if mode == ONE_STATEMENT["sqlite_begin"]:
+        return  # autocommit: the statement is its own transaction
     conn.exec_driver_sql(f"BEGIN {mode}".strip())
