@@ -43,7 +43,7 @@ from temporalio.worker import Worker
 
 from bench.floor import FloorWorkflow, Shape, noop, shape_of
 from bench.machine import machine_line
-from bench.processes import WorkerProcess, worker_env
+from bench.processes import WorkerProcess, cpu_seconds, worker_env
 from bench.reaction import percentile, reaction_times
 from models.answers import CaseOutcome, ClientReached, FeeChoice, FeeDecision
 from models.case import Stage
@@ -292,13 +292,16 @@ async def measure(n: int, store_kind: str, profile: bool, processes: int) -> lis
             shape = shape_of(history)
             await asyncio.gather(*(helper.start() for helper in helpers))
             try:
+                cpu = _worker_cpu(helpers)
                 floor = await _run_floor(env.client, floor_queue, shape, n)
+                floor_cpu, cpu = _worker_cpu(helpers) - cpu, _worker_cpu(helpers)
                 profiler = cProfile.Profile() if profile else None
                 if profiler:
                     profiler.enable()
                 cases = await _run_cases(service, policy, n)
                 if profiler:
                     profiler.disable()
+                cases_cpu = _worker_cpu(helpers) - cpu
             finally:
                 await asyncio.gather(*(helper.stop() for helper in helpers))
         await providers.aclose()
@@ -321,6 +324,9 @@ async def measure(n: int, store_kind: str, profile: bool, processes: int) -> lis
         f"{cases.starts_per_second:6.0f} starts/s",
         f"ratio cases/floor: {cases.cases_per_second / floor.cases_per_second:.2f} "
         "(target at least 0.8)",
+        f"worker CPU per case (every worker process, the driver's included): floor "
+        f"{floor_cpu / n * 1000:.0f} ms, cases {cases_cpu / n * 1000:.0f} ms, "
+        f"ratio floor/cases {floor_cpu / cases_cpu:.2f}",
         f"case store: {sent} SQL statements for one case, {writes} of them writes (the "
         "worker's, the case alone; the floor sends none)",
     ]
@@ -338,6 +344,12 @@ async def measure(n: int, store_kind: str, profile: bool, processes: int) -> lis
     if profiler:
         lines += _profile_summary(profiler)
     return lines
+
+
+def _worker_cpu(helpers: list[WorkerProcess]) -> float:
+    """CPU seconds so far of this process (its worker and the driver) and the helpers: a
+    figure a noisy machine changes less than it changes cases per second."""
+    return time.process_time() + sum(cpu_seconds(helper.pid) for helper in helpers)
 
 
 def _processes_label(processes: int) -> str:

@@ -68,7 +68,15 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             sqlite_transactions.manage_transactions(engine)
         self._engine = engine
         self._writer = engine.execution_options(**sqlite_transactions.WRITE)
-        self._one_statement = engine.execution_options(**sqlite_transactions.ONE_STATEMENT)
+        # A read of one statement needs no transaction around it: on SQLite no BEGIN (see
+        # `store.sqlite`), on PostgreSQL autocommit (no BEGIN and ROLLBACK round trips).
+        self._one_statement = engine.execution_options(
+            **(
+                sqlite_transactions.ONE_STATEMENT
+                if engine.dialect.name == "sqlite"
+                else {"isolation_level": "AUTOCOMMIT"}
+            )
+        )
         # SQLite has one writer at a time: this process's writers queue here, in order, rather
         # than in SQLite's busy handler, which polls and can starve a waiter past its timeout.
         # PostgreSQL takes row locks: its writers need not queue.
@@ -104,10 +112,12 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
                 # 20 connections and 20 more at peaks (SQLAlchemy's 5 + 10 made a worker's local
                 # activities queue behind its activities, each holding a workflow-task slot:
                 # 300 cases at once kept an answer waiting past 30 s; with these, none did).
+                # No pre-ping: it cost three round trips per checkout. A connection an outage
+                # broke fails its call once; SQLAlchemy then discards every connection older
+                # than the failure, and the call's retry gets a fresh one (the outage drill).
                 return cls(
                     create_async_engine(
                         url,
-                        pool_pre_ping=True,
                         pool_size=20,
                         max_overflow=20,
                         hide_parameters=True,
@@ -146,8 +156,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
 
     @asynccontextmanager
     async def _connect(self, one_statement: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A read; `one_statement` where it sends just one (on SQLite, no BEGIN: see
-        `store.sqlite`)."""
+        """A read; `one_statement` where it sends just one (then outside a transaction)."""
         error: StoreError | None = None
         try:
             async with (self._one_statement if one_statement else self._engine).connect() as conn:
