@@ -131,8 +131,14 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
                 except OSError as exc:
                     reason = exc.strerror or type(exc).__name__
                     raise StoreError(f"case store: cannot create {folder}: {reason}") from None
+            # No rollback when a connection goes back to the pool: every store call ends its
+            # own transaction (SQLAlchemy rolls back one left open), and the driver's extra
+            # ROLLBACK was one more round trip to its thread per call.
             engine = create_async_engine(
-                url, hide_parameters=True, connect_args={"timeout": sqlite_busy_timeout_s}
+                url,
+                hide_parameters=True,
+                pool_reset_on_return=None,
+                connect_args={"timeout": sqlite_busy_timeout_s},
             )
         except (ArgumentError, ImportError, ValueError):  # never the URL: it may hold a password
             raise StoreError(

@@ -93,6 +93,26 @@ async def test_directory_import_is_one_transaction(case_store: CaseStore) -> Non
     assert await case_store.client_ids() == set()
 
 
+async def test_failed_writes_leave_no_transaction_open_on_a_pooled_connection(
+    case_store: CaseStore,
+) -> None:
+    """More failed write transactions than the pool holds connections, then writes and reads
+    on every connection: each failure was rolled back when its call ended (on SQLite the pool
+    sends no ROLLBACK of its own when a connection comes back), so none holds a lock or a
+    half-written row that a later call would meet."""
+    broken = directory_data.client("C9").model_copy(update={"client_id": None})
+    for _ in range(12):
+        with pytest.raises(StoreError):
+            await case_store.import_directory(
+                directory_data.THERAPISTS, [*directory_data.CLIENTS, broken]
+            )
+    assert await case_store.client_ids() == set()
+    await asyncio.gather(*(case_store.open_case(_open(f"A{n}")) for n in range(12)))
+    await case_store.import_directory(directory_data.THERAPISTS, directory_data.CLIENTS)
+    assert len(await case_store.list_cases()) == 12
+    assert await case_store.client_ids() == {c.client_id for c in directory_data.CLIENTS}
+
+
 # ---------------------------------------------------------------------- cases
 async def test_open_case_is_idempotent(case_store: CaseStore) -> None:
     await case_store.open_case(_open())
