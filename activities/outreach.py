@@ -420,13 +420,11 @@ class OutreachActivities:
         dry_run: bool = False,
     ) -> Attempt:
         """Record the final result (a no-op returning the stored one if already final)."""
-        record = (request.key, result, detail, provider_id, dry_run, at)
+        record = (request, result, detail, provider_id, dry_run, at)
         try:
-            await self._store.start_attempt(request, at)  # a row for a message never sent
-            attempt = await self._store.finish_attempt(*record)
+            attempt = await self._store.record_result(*record)  # a row, if it was never sent
         except asyncio.CancelledError:  # the case closed meanwhile: record it all the same
-            await self._store.start_attempt(request, at)
-            attempt = await self._store.finish_attempt(*record)
+            attempt = await self._store.record_result(*record)
         log.info("outreach attempt recorded: %s", attempt.result.value, extra=_context(request))
         return attempt
 

@@ -401,28 +401,57 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
     ) -> Attempt:
         """Record the final result and return it; if the attempt was already finished, the
         stored result is returned unchanged. Raises LookupError if it was never started."""
-        stmt = (
-            update(AttemptTable)
-            .where(AttemptTable.key == key, AttemptTable.state != "done")
-            .values(
-                state="done",
-                result=result.value,
-                detail=detail,
-                provider_id=provider_id,
-                dry_run=dry_run,
-                finished_at=at,
-            )
-        )
+        finished = _finished(result, detail, provider_id, dry_run, at)
         async with self._begin() as conn:
-            # RETURNING: the row as written, without reading it back; an attempt finished
-            # before (no row updated) is read as it stands.
-            row = (await conn.execute(stmt.returning(AttemptTable))).mappings().first()
-            if row is None:
-                query = select(AttemptTable).where(AttemptTable.key == key)
-                row = (await conn.execute(query)).mappings().first()
+            row = await self._finish_in(conn, key, finished)
         if row is None:
             raise LookupError(f"outreach attempt {key} was never started")
         return stored(AttemptRow, dict(row)).as_attempt()
+
+    async def record_result(
+        self,
+        request: OutreachRequest,
+        result: AttemptResult,
+        detail: str,
+        provider_id: str | None,
+        dry_run: bool,
+        at: datetime,
+    ) -> Attempt:
+        """The final result of a message, whether or not a row was written for it before (one
+        never sent has none), in one transaction and mostly one statement: the row's update,
+        else (no row) its insert as finished. A finished attempt's stored result is returned
+        unchanged."""
+        finished = _finished(result, detail, provider_id, dry_run, at)
+        new_row = {**self._new_attempt(request, at, claim=None), **finished}
+        insert = self._insert(AttemptTable).values(**new_row)
+        insert = insert.on_conflict_do_nothing(index_elements=["key"]).returning(AttemptTable)
+        async with self._begin() as conn:
+            row = await self._finish_in(conn, request.key, finished)
+            if row is None:
+                row = (await conn.execute(insert)).mappings().first()
+            if row is None:  # PostgreSQL: another try inserted it in between; it is there now
+                row = await self._finish_in(conn, request.key, finished)
+        if row is None:
+            raise LookupError(f"outreach attempt {request.key} could not be recorded")
+        return stored(AttemptRow, dict(row)).as_attempt()
+
+    @staticmethod
+    async def _finish_in(
+        conn: AsyncConnection, key: str, finished: dict[str, Any]
+    ) -> RowMapping | None:
+        """Finish the attempt `key` unless it is finished; its row (None if it has none)."""
+        stmt = (
+            update(AttemptTable)
+            .where(AttemptTable.key == key, AttemptTable.state != "done")
+            .values(**finished)
+        )
+        # RETURNING: the row as written, without reading it back; an attempt finished before
+        # (no row updated) is read as it stands.
+        row = (await conn.execute(stmt.returning(AttemptTable))).mappings().first()
+        if row is None:
+            query = select(AttemptTable).where(AttemptTable.key == key)
+            row = (await conn.execute(query)).mappings().first()
+        return row
 
     async def finish_abandoned_attempts(self, case_id: str, at: datetime) -> int:
         """At the close-out, once every activity of the case has ended: an attempt still
@@ -689,6 +718,20 @@ def _attendance_rank(status: Any) -> Any:
     return case(
         *((status == name, rank) for rank, name in enumerate(ATTENDANCE_PRECEDENCE)), else_=-1
     )
+
+
+def _finished(
+    result: AttemptResult, detail: str, provider_id: str | None, dry_run: bool, at: datetime
+) -> dict[str, Any]:
+    """The columns of an attempt's final result."""
+    return {
+        "state": "done",
+        "result": result.value,
+        "detail": detail,
+        "provider_id": provider_id,
+        "dry_run": dry_run,
+        "finished_at": at,
+    }
 
 
 def _header(record: CaseHeader) -> dict[str, Any]:

@@ -184,6 +184,54 @@ async def test_attempt_lifecycle_and_final_result(case_store: CaseStore) -> None
     assert await case_store.attempts_for_case(CASE) == [first]
 
 
+async def test_a_result_is_recorded_in_one_call_whether_or_not_the_message_has_a_row(
+    case_store: CaseStore,
+) -> None:
+    never_sent = outreach_request("client/1/voice", Channel.voice)
+    claimed = outreach_request("client/1/sms")
+    assert await case_store.claim_attempt(claimed, T0, "try-1", None)
+    later = T0 + timedelta(minutes=1)
+
+    no_row = await case_store.record_result(
+        never_sent, AttemptResult.invalid_recipient, "no voice address on file", None, False, later
+    )
+    assert (no_row.result, no_row.at, no_row.detail) == (
+        AttemptResult.invalid_recipient,
+        later,
+        "no voice address on file",
+    )
+    row = await case_store.get_attempt(never_sent.key)
+    assert row is not None and (row.state, row.started_at) == ("done", later)
+
+    sent = await case_store.record_result(claimed, AttemptResult.sent, "", "SM1", False, later)
+    row = await case_store.get_attempt(claimed.key)
+    assert row is not None and (row.state, row.started_at, row.claim) == ("done", T0, "try-1")
+    # Final is final: a second result (a retried activity) returns the first unchanged.
+    again = await case_store.record_result(
+        claimed, AttemptResult.failed, "late", None, False, later + timedelta(hours=1)
+    )
+    assert again == sent and sent.provider_id == "SM1"
+    recorded = {a.step: a for a in await case_store.attempts_for_case(CASE)}
+    assert recorded == {no_row.step: no_row, sent.step: sent}
+
+
+async def test_results_racing_for_a_message_without_a_row_record_one(
+    case_store: CaseStore,
+) -> None:
+    """Eight tries record a result for the same never-sent message at once (on PostgreSQL
+    their inserts meet): one result is recorded, and every try returns that one."""
+    request = outreach_request("client/1/voice", Channel.voice)
+    details = [f"try {n}" for n in range(8)]
+    results = await asyncio.gather(
+        *(
+            case_store.record_result(request, AttemptResult.failed, d, None, False, T0)
+            for d in details
+        )
+    )
+    [recorded] = await case_store.attempts_for_case(CASE)
+    assert all(result == recorded for result in results) and recorded.detail in details
+
+
 async def test_retryable_attempt_can_be_sent_again(case_store: CaseStore) -> None:
     request = outreach_request("client/1/sms")
     await case_store.start_attempt(request, T0)
