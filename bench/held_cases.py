@@ -83,7 +83,8 @@ def held_policy() -> EscalationPolicy:
     return validate_policy(demo, "held")
 
 
-def cached(env: dict[str, str], cache: int) -> dict[str, str]:
+def _cached(env: dict[str, str], cache: int) -> dict[str, str]:
+    """A worker's environment with its cache size."""
     return {**env, "WORKER_MAX_CACHED_WORKFLOWS": str(cache)}
 
 
@@ -215,8 +216,8 @@ async def measure(n: int, tuned_cache: int) -> list[str]:
     service = CaseService(store, Settings(temporal_task_queue=queue), client)
     parked = f'TaskQueue = "{queue}" AND OutreachStage = "awaiting_therapist"'
     completed = f'TaskQueue = "{queue}" AND ExecutionStatus = "Completed"'
-    a = WorkerProcess(["worker.py"], cached(env_of, SDK_DEFAULT_CACHE), folder / "worker-a.log")
-    b = WorkerProcess(["worker.py"], cached(env_of, tuned_cache), folder / "worker-b.log")
+    a = WorkerProcess(["worker.py"], _cached(env_of, SDK_DEFAULT_CACHE), folder / "worker-a.log")
+    b = WorkerProcess(["worker.py"], _cached(env_of, tuned_cache), folder / "worker-b.log")
     began = time.perf_counter()
     try:
         # (A) parks every case itself.

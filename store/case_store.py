@@ -319,8 +319,9 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         return {row["key"]: stored(AttemptRow, dict(row)) for row in rows}
 
     async def start_attempt(self, request: OutreachRequest, at: datetime) -> AttemptRow:
-        """Write the row of a message that is recorded without being sent (no address, no
-        consent). A new row gets `started_at=at`; an existing one is left as it is."""
+        """Write an unfinished row for a message, as a claim does but without one (the tests'
+        way to set a row up; a message recorded without being sent goes through
+        `record_result`). A new row gets `started_at=at`; an existing one is left as it is."""
         stmt = self._insert(AttemptTable).values(**self._new_attempt(request, at, claim=None))
         async with self._begin() as conn:
             await conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
@@ -404,9 +405,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         finished = _finished(result, detail, provider_id, dry_run, at)
         async with self._begin() as conn:
             row = await self._finish_in(conn, key, finished)
-        if row is None:
-            raise LookupError(f"outreach attempt {key} was never started")
-        return stored(AttemptRow, dict(row)).as_attempt()
+        return _recorded(row, f"outreach attempt {key} was never started")
 
     async def record_result(
         self,
@@ -431,9 +430,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
                 row = (await conn.execute(insert)).mappings().first()
             if row is None:  # PostgreSQL: another try inserted it in between; it is there now
                 row = await self._finish_in(conn, request.key, finished)
-        if row is None:
-            raise LookupError(f"outreach attempt {request.key} could not be recorded")
-        return stored(AttemptRow, dict(row)).as_attempt()
+        return _recorded(row, f"outreach attempt {request.key} could not be recorded")
 
     @staticmethod
     async def _finish_in(
@@ -718,6 +715,13 @@ def _attendance_rank(status: Any) -> Any:
     return case(
         *((status == name, rank) for rank, name in enumerate(ATTENDANCE_PRECEDENCE)), else_=-1
     )
+
+
+def _recorded(row: RowMapping | None, missing: str) -> Attempt:
+    """The attempt a finishing statement returned; LookupError(`missing`) if none."""
+    if row is None:
+        raise LookupError(missing)
+    return stored(AttemptRow, dict(row)).as_attempt()
 
 
 def _finished(

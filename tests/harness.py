@@ -179,9 +179,7 @@ class Harness:
             if not working and done(recorded):
                 return
             now = await self.env.get_current_time()
-            future = [due - now for due in dues if due - now > _STEP]
-            skip = min([*future, timedelta(hours=6)]) if future and not working else _STEP
-            await self.env.sleep(skip)
+            await self.env.sleep(_STEP if working else _skip_to(dues, now))
         raise AssertionError(f"case never reached: {what}")
 
     async def until_sent(self, count: int) -> None:
@@ -226,6 +224,11 @@ def _next_skip(status: CaseStatus, now: datetime) -> timedelta:
     dues = [d.at for d in status.deferred]
     if status.next_action is not None and status.next_action.at is not None:
         dues.append(status.next_action.at)
+    return _skip_to(dues, now)
+
+
+def _skip_to(dues: list[datetime], now: datetime) -> timedelta:
+    """To the first of `dues` still ahead (at most 6 h), or one step if none is."""
     future = [due - now for due in dues if due - now > _STEP]
     return min([*future, timedelta(hours=6)]) if future else _STEP
 
