@@ -1,4 +1,4 @@
-"""The floor's worker as a process of its own (`python -m bench.floor_worker ADDRESS QUEUE`):
+"""The floor's worker as a process of its own (`python -m bench.floor_worker ADDRESS QUEUE CACHE`):
 `bench.throughput --worker-processes N` runs N-1 of these beside its own, as it runs N-1
 `worker.py`s for the cases, so the floor gets the same processes the cases get."""
 
@@ -18,16 +18,23 @@ from temporal_env.codec import data_converter
 from temporal_env.process import exit_now
 
 
-async def serve(address: str, queue: str) -> None:
+async def serve(address: str, queue: str, cache: int) -> None:
     client = await Client.connect(address, data_converter=data_converter(None))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    async with Worker(client, task_queue=queue, workflows=[FloorWorkflow], activities=[noop]):
+    worker = Worker(
+        client,
+        task_queue=queue,
+        workflows=[FloorWorkflow],
+        activities=[noop],
+        max_cached_workflows=cache,
+    )
+    async with worker:
         logging.getLogger("bench.floor_worker").warning("%s %s", READY, queue)
         await stop.wait()
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(serve(sys.argv[1], sys.argv[2]))
+    asyncio.run(serve(sys.argv[1], sys.argv[2], int(sys.argv[3])))
     exit_now(0)

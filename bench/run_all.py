@@ -14,6 +14,11 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ("Calendar feed: the sweep against bare parse + expansion", ["bench.calendar_feed"]),
     ("Throughput against Temporal's floor (case store on SQLite)", ["bench.throughput"]),
+    # Its own run: the sampler is a process beside the worker, which takes CPU from it.
+    (
+        "Where the worker's time goes (py-spy over 100 cases, case store on SQLite)",
+        ["bench.throughput", "--cases", "100", "--profile"],
+    ),
     # PostgreSQL takes writes from several worker processes side by side: one per core (the
     # floor gets the same). SQLite has one writer at a time: more processes only queue on it.
     (

@@ -16,22 +16,20 @@ worker processes, so the ratio holds on a noisy machine: this one, and with
 `--worker-processes N` N-1 more (`worker.py` for the cases, `bench.floor_worker` for the
 floor). Messages are dry runs (no provider). The driver (opening cases, polling for those that
 await their therapist) has a case store of its own, so the statements counted are the worker's:
-those of the one case in (1), which ran alone. `--profile` adds a cProfile summary of where
-this process's worker spends its time during (3).
+those of the one case in (1), which ran alone. `--profile` adds where this process's worker
+spends its time during (3), sampled by py-spy (`bench/sampling.py`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import os
-import pstats
 import tempfile
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +43,7 @@ from bench.floor import FloorWorkflow, Shape, noop, shape_of
 from bench.machine import machine_line
 from bench.processes import WorkerProcess, cpu_seconds, worker_env
 from bench.reaction import percentile, reaction_times
+from bench.sampling import Sampler
 from models.answers import CaseOutcome, ClientReached, FeeChoice, FeeDecision
 from models.case import Stage
 from models.policy import EscalationPolicy, load_policy, validate_policy
@@ -63,6 +62,11 @@ ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN = os.environ.get(
     "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+# Cases each worker keeps cached: the SDK's default, which the floor's worker would have anyway.
+# Both workers get the same, so the ratio compares work, not cache sizes. The product's default
+# (settings.py, 200) is sized for cases held for days; with more cases than that moving at once
+# each wakes to a replay of its history (`--cache 200`: see bench/gaps.md).
+FLOOR_CACHE = 1000
 CLOSE_OUT = ClientReached(
     outcome=CaseOutcome.reached_safe,
     note="Reached; safe.",
@@ -146,15 +150,27 @@ async def _database(kind: str, folder: Path) -> tuple[str, Callable[[], Awaitabl
 
 
 def _helpers(
-    processes: int, address: str, case_queue: str, floor_queue: str, url: str, folder: Path
+    processes: int,
+    address: str,
+    case_queue: str,
+    floor_queue: str,
+    url: str,
+    folder: Path,
+    cache: int,
 ) -> list[WorkerProcess]:
     """The worker processes beside this one: per extra process a `worker.py` for the cases and
     a `bench.floor_worker` for the floor."""
     helpers = []
     for i in range(processes - 1):
-        env = worker_env(address, case_queue, url, CALL_POLL_INTERVAL_SECONDS="0.01")
+        env = worker_env(
+            address,
+            case_queue,
+            url,
+            CALL_POLL_INTERVAL_SECONDS="0.01",
+            WORKER_MAX_CACHED_WORKFLOWS=str(cache),
+        )
         helpers.append(WorkerProcess(["worker.py"], env, folder / f"worker-{i}.log"))
-        floor_args = ["-m", "bench.floor_worker", address, floor_queue]
+        floor_args = ["-m", "bench.floor_worker", address, floor_queue, str(cache)]
         helpers.append(WorkerProcess(floor_args, dict(os.environ), folder / f"floor-{i}.log"))
     return helpers
 
@@ -233,31 +249,9 @@ async def _run_cases(service: CaseService, policy: EscalationPolicy, n: int) -> 
     return run
 
 
-def _profile_summary(profile: cProfile.Profile, top: int = 8) -> list[str]:
-    """Own time by package (temporalio, sqlalchemy, pydantic, the project, ...)."""
-    stats = pstats.Stats(profile)
-    by_package: dict[str, float] = defaultdict(float)
-    total = 0.0
-    for (path, _line, _name), (_cc, _nc, own, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        total += own
-        by_package[_package(path)] += own
-    lines = [f"  {name:<28} {seconds:6.2f} s  {seconds / total:5.1%}" for name, seconds in
-             sorted(by_package.items(), key=lambda item: -item[1])[:top]]  # fmt: skip
-    title = f"this process's worker during the cases (own time, {total:.1f} s in all):"
-    return [title, *lines]
-
-
-def _package(path: str) -> str:
-    if "site-packages/" in path:
-        return path.split("site-packages/", 1)[1].split("/", 1)[0]
-    if path.startswith(str(ROOT)):
-        return "project: " + Path(path).relative_to(ROOT).parts[0]
-    if path.startswith("~") or path.startswith("<"):
-        return "builtins (C calls, sockets)"
-    return "python stdlib"
-
-
-async def measure(n: int, store_kind: str, profile: bool, processes: int) -> list[str]:
+async def measure(
+    n: int, store_kind: str, profile: bool, processes: int, cache: int = FLOOR_CACHE
+) -> list[str]:
     folder = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     env = await _start_dev_server(folder)
     url, discard = await _database(store_kind, folder)
@@ -269,6 +263,7 @@ async def measure(n: int, store_kind: str, profile: bool, processes: int) -> lis
             temporal_task_queue=f"bench-{uuid.uuid4().hex[:8]}",
             database_url="unused",
             call_poll_interval_seconds=0.01,
+            worker_max_cached_workflows=cache,
             twilio_account_sid=None,
             sendgrid_api_key=None,
         )
@@ -277,11 +272,15 @@ async def measure(n: int, store_kind: str, profile: bool, processes: int) -> lis
         policy = bench_policy()
         floor_queue = f"floor-{uuid.uuid4().hex[:8]}"
         floor_worker = Worker(
-            env.client, task_queue=floor_queue, workflows=[FloorWorkflow], activities=[noop]
+            env.client,
+            task_queue=floor_queue,
+            workflows=[FloorWorkflow],
+            activities=[noop],
+            max_cached_workflows=cache,
         )
         address = env.client.service_client.config.target_host
         helpers = _helpers(
-            processes, address, settings.temporal_task_queue, floor_queue, url, folder
+            processes, address, settings.temporal_task_queue, floor_queue, url, folder, cache
         )
         async with build_worker(env.client, settings, store, providers), floor_worker:
             statements = store.count_statements()
@@ -295,12 +294,9 @@ async def measure(n: int, store_kind: str, profile: bool, processes: int) -> lis
                 cpu = _worker_cpu(helpers)
                 floor = await _run_floor(env.client, floor_queue, shape, n)
                 floor_cpu, cpu = _worker_cpu(helpers) - cpu, _worker_cpu(helpers)
-                profiler = cProfile.Profile() if profile else None
-                if profiler:
-                    profiler.enable()
-                cases = await _run_cases(service, policy, n)
-                if profiler:
-                    profiler.disable()
+                sampler = Sampler(folder) if profile else None
+                async with sampler or nullcontext():
+                    cases = await _run_cases(service, policy, n)
                 cases_cpu = _worker_cpu(helpers) - cpu
             finally:
                 await asyncio.gather(*(helper.stop() for helper in helpers))
@@ -315,7 +311,8 @@ async def measure(n: int, store_kind: str, profile: bool, processes: int) -> lis
     lines = [
         machine_line(),
         f"case store: {store_kind}; dev server: SQLite (WAL, synchronous=OFF); {n} cases",
-        f"worker processes: {processes} ({_processes_label(processes)})",
+        f"worker processes: {processes} ({_processes_label(processes)}); workflow cache "
+        f"{cache} cases in each (WORKER_MAX_CACHED_WORKFLOWS)",
         f"one case's shape: {len(history.events)} events; {activities} activities, "
         f"{local_activities} local activities, {timers} fired timers, 1 Update",
         f"floor: {floor.cases_per_second:6.1f} cases/s ({floor.finished_in:5.1f} s), "
@@ -341,8 +338,8 @@ async def measure(n: int, store_kind: str, profile: bool, processes: int) -> lis
                 f"reaction, {label}: p50 {p50:.3f} s, p99 {p99:.3f} s over {len(values)} "
                 f"cases (target p99 under {target:g} s: {met})"
             )
-    if profiler:
-        lines += _profile_summary(profiler)
+    if sampler is not None and sampler.profile is not None:
+        lines += sampler.profile.lines(cases_cpu)
     return lines
 
 
@@ -364,10 +361,19 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--worker-processes", type=int, default=1)
+    parser.add_argument(
+        "--cache",
+        type=int,
+        default=FLOOR_CACHE,
+        help="workflows each worker keeps cached, the floor's and the cases' alike "
+        f"(default {FLOOR_CACHE}, the SDK's; the product's own default is smaller)",
+    )
     args = parser.parse_args(argv)
     if args.worker_processes < 1:
         parser.error("--worker-processes: at least 1")
-    lines = asyncio.run(measure(args.cases, args.store, args.profile, args.worker_processes))
+    lines = asyncio.run(
+        measure(args.cases, args.store, args.profile, args.worker_processes, args.cache)
+    )
     print("\n".join(lines))
     return lines
 

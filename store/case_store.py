@@ -421,13 +421,13 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         else (no row) its insert as finished. A finished attempt's stored result is returned
         unchanged."""
         finished = _finished(result, detail, provider_id, dry_run, at)
-        new_row = {**self._new_attempt(request, at, claim=None), **finished}
-        insert = self._insert(AttemptTable).values(**new_row)
-        insert = insert.on_conflict_do_nothing(index_elements=["key"]).returning(AttemptTable)
         async with self._begin() as conn:
             row = await self._finish_in(conn, request.key, finished)
             if row is None:
-                row = (await conn.execute(insert)).mappings().first()
+                new_row = {**self._new_attempt(request, at, claim=None), **finished}
+                insert = self._insert(AttemptTable).values(**new_row)
+                insert = insert.on_conflict_do_nothing(index_elements=["key"])
+                row = (await conn.execute(insert.returning(AttemptTable))).mappings().first()
             if row is None:  # PostgreSQL: another try inserted it in between; it is there now
                 row = await self._finish_in(conn, request.key, finished)
         return _recorded(row, f"outreach attempt {request.key} could not be recorded")
