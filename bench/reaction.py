@@ -65,6 +65,19 @@ def reaction_times(
     return outreach, closing
 
 
+def floor_outreach_reaction(history: WorkflowHistory) -> float | None:
+    """The first figure for a `bench.floor` workflow, Temporal's own share of it: from its
+    first timer firing to the next activity starting (a no-op where the case sends its first
+    message), in seconds."""
+    fired: datetime | None = None
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_TIMER_FIRED and fired is None:
+            fired = _at(event)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED and fired:
+            return (_at(event) - fired).total_seconds()
+    return None
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]

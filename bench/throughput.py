@@ -42,7 +42,7 @@ from temporalio.worker import Worker
 from bench.floor import FloorWorkflow, Shape, noop, shape_of
 from bench.machine import machine_line
 from bench.processes import WorkerProcess, cpu_seconds, worker_env
-from bench.reaction import percentile, reaction_times
+from bench.reaction import floor_outreach_reaction, percentile, reaction_times
 from bench.sampling import Sampler
 from models.answers import CaseOutcome, ClientReached, FeeChoice, FeeDecision
 from models.case import Stage
@@ -188,7 +188,12 @@ async def _run_floor(client: Client, queue: str, shape: Shape, n: int) -> Run:
     started = time.perf_counter() - began
     await asyncio.gather(*(h.execute_update(FloorWorkflow.close) for h in handles))
     await asyncio.gather(*(h.result() for h in handles))
-    return Run("floor", n, started, time.perf_counter() - began)
+    run = Run("floor", n, started, time.perf_counter() - began)
+    for handle in handles:
+        outreach = floor_outreach_reaction(await handle.fetch_history())
+        if outreach is not None:
+            run.outreach_reactions.append(outreach)
+    return run
 
 
 async def _run_cases(service: CaseService, policy: EscalationPolicy, n: int) -> Run:
@@ -338,6 +343,13 @@ async def measure(
                 f"reaction, {label}: p50 {p50:.3f} s, p99 {p99:.3f} s over {len(values)} "
                 f"cases (target p99 under {target:g} s: {met})"
             )
+    if floor.outreach_reactions:
+        p50 = percentile(floor.outreach_reactions, 50)
+        p99 = percentile(floor.outreach_reactions, 99)
+        lines.append(
+            f"reaction, the floor's own (first timer fired -> next activity started, no-op "
+            f"activities, {n} at once): p50 {p50:.3f} s, p99 {p99:.3f} s"
+        )
     if sampler is not None and sampler.profile is not None:
         lines += sampler.profile.lines(cases_cpu)
     return lines
