@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from alembic.util import CommandError
-from sqlalchemy import Executable, case, event, select, update
+from sqlalchemy import Executable, Update, case, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -160,6 +160,20 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         if error is not None:
             raise_unchained(error)  # not even a __context__ holds the driver's text
 
+    async def _write_one(self, stmt: Executable) -> RowMapping | None:
+        """A write of one statement, outside a transaction: on SQLite no BEGIN (the statement
+        takes the write lock at its start, waiting under the busy timeout as `BEGIN IMMEDIATE`
+        does: no read of its own comes before its write), on PostgreSQL autocommit. Two round
+        trips to the driver fewer than `_begin`, on the calls every message makes. Its first
+        row (RETURNING), if any."""
+        try:
+            async with self._write_turn, self._one_statement.connect() as conn:
+                result = await conn.execute(stmt)
+                return result.mappings().first() if result.returns_rows else None
+        except _DRIVER_ERRORS as exc:
+            error = safe_store_error(exc)
+        raise_unchained(error)  # outside the handler: not even a __context__ quotes the driver
+
     @asynccontextmanager
     async def _connect(self, one_statement: bool = False) -> AsyncIterator[AsyncConnection]:
         """A read; `one_statement` where it sends just one (then outside a transaction)."""
@@ -295,8 +309,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             )
             .values(stage=change.stage.value, stage_since=change.at)
         )
-        async with self._begin() as conn:
-            await conn.execute(stmt)
+        await self._write_one(stmt)
 
     async def get_case(self, case_id: str) -> CaseRow | None:
         row = await self._first(select(CaseTable).where(CaseTable.case_id == case_id))
@@ -336,25 +349,23 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         `sending` with this try's `claim` token, but only if it is still as this try `seen` it
         (absent, or `retry`/`sending` under the same claim). A compare-and-set, so of two
         tries running at once (one timed out but still running) only one sends."""
-        async with self._begin() as conn:
-            if seen is None:
-                stmt = self._insert(AttemptTable).values(**self._new_attempt(request, at, claim))
-                claimed = stmt.on_conflict_do_nothing(index_elements=["key"])
-            else:
-                claimed = (
-                    update(AttemptTable)
-                    .where(
-                        AttemptTable.key == request.key,
-                        AttemptTable.state == seen.state,
-                        AttemptTable.state.in_(("sending", "retry")),
-                        AttemptTable.claim.is_not_distinct_from(seen.claim),
-                    )
-                    .values(state="sending", claim=claim)
+        if seen is None:
+            stmt = self._insert(AttemptTable).values(**self._new_attempt(request, at, claim))
+            claimed = stmt.on_conflict_do_nothing(index_elements=["key"])
+        else:
+            claimed = (
+                update(AttemptTable)
+                .where(
+                    AttemptTable.key == request.key,
+                    AttemptTable.state == seen.state,
+                    AttemptTable.state.in_(("sending", "retry")),
+                    AttemptTable.claim.is_not_distinct_from(seen.claim),
                 )
-            # A row comes back only if this statement wrote it, and writing it is the claim:
-            # no read afterwards for another try to change in between.
-            won = (await conn.execute(claimed.returning(AttemptTable.key))).first()
-        return won is not None
+                .values(state="sending", claim=claim)
+            )
+        # A row comes back only if this statement wrote it, and writing it is the claim: no
+        # read afterwards for another try to change in between.
+        return await self._write_one(claimed.returning(AttemptTable.key)) is not None
 
     @staticmethod
     def _new_attempt(request: OutreachRequest, at: datetime, claim: str | None) -> dict[str, Any]:
@@ -421,7 +432,11 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         else (no row) its insert as finished. A finished attempt's stored result is returned
         unchanged."""
         finished = _finished(result, detail, provider_id, dry_run, at)
-        async with self._begin() as conn:
+        # Mostly the row is there, unfinished: its update alone (RETURNING the row) is all.
+        row = await self._write_one(_finish(request.key, finished).returning(AttemptTable))
+        if row is not None:
+            return stored(AttemptRow, dict(row)).as_attempt()
+        async with self._begin() as conn:  # absent, or finished before: in one transaction
             row = await self._finish_in(conn, request.key, finished)
             if row is None:
                 new_row = {**self._new_attempt(request, at, claim=None), **finished}
@@ -437,14 +452,10 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         conn: AsyncConnection, key: str, finished: dict[str, Any]
     ) -> RowMapping | None:
         """Finish the attempt `key` unless it is finished; its row (None if it has none)."""
-        stmt = (
-            update(AttemptTable)
-            .where(AttemptTable.key == key, AttemptTable.state != "done")
-            .values(**finished)
-        )
         # RETURNING: the row as written, without reading it back; an attempt finished before
         # (no row updated) is read as it stands.
-        row = (await conn.execute(stmt.returning(AttemptTable))).mappings().first()
+        stmt = _finish(key, finished).returning(AttemptTable)
+        row = (await conn.execute(stmt)).mappings().first()
         if row is None:
             query = select(AttemptTable).where(AttemptTable.key == key)
             row = (await conn.execute(query)).mappings().first()
@@ -722,6 +733,15 @@ def _recorded(row: RowMapping | None, missing: str) -> Attempt:
     if row is None:
         raise LookupError(missing)
     return stored(AttemptRow, dict(row)).as_attempt()
+
+
+def _finish(key: str, finished: dict[str, Any]) -> Update:
+    """The statement that finishes the attempt `key` with `finished` unless it is finished."""
+    return (
+        update(AttemptTable)
+        .where(AttemptTable.key == key, AttemptTable.state != "done")
+        .values(**finished)
+    )
 
 
 def _finished(
