@@ -14,6 +14,11 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ("Calendar feed: the sweep against bare parse + expansion", ["bench.calendar_feed"]),
     ("Throughput against Temporal's floor (case store on SQLite)", ["bench.throughput"]),
+    # The same with the product's own cache size, smaller than the 300 cases moving at once.
+    (
+        "Throughput with the product's default cache (200 cases) on SQLite",
+        ["bench.throughput", "--cache", "200"],
+    ),
     # Its own run: the sampler is a process beside the worker, which takes CPU from it.
     (
         "Where the worker's time goes (py-spy over 100 cases, case store on SQLite)",
