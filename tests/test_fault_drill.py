@@ -4,13 +4,16 @@ Twilio's permanent errors), through the official clients, on the real dev server
 
 Every case must reach its therapist (or a documented dead end), and the endpoint's log must
 agree with the case store: every message the endpoint took is recorded, once; none doubled.
-`DRILL_CASES` sets the number of cases: 30 in `make test` (the suite stays under five
-minutes); `DRILL_CASES=200` runs the issue's 200."""
+Each case's client and emergency contact have addresses of their own, so the endpoint's log is
+checked address by address (an email also by its attempt's key): a step sent twice shows up
+there even where the store recorded it once. `DRILL_CASES` sets the number of cases: 200 in
+`make test` (about 70 s on 2 cores), fewer for a quick run."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import itertools
 import os
 import uuid
@@ -25,14 +28,15 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from models.answers import CaseOutcome
-from models.case import AttemptResult, CaseStatus, Resolution, Stage
+from models.case import Attempt, AttemptResult, CaseStatus, RecipientRole, Resolution, Stage
+from models.directory import ClientProfile, Therapist
 from models.policy import load_policy
 from providers import sendgrid_provider, twilio_provider
 from providers.base import TransientDeliveryError
 from providers.factory import build_providers
 from service.cases import CaseService
 from store.case_store import CaseStore
-from store.directory_csv import import_directory_csv
+from store.directory_csv import parse_directory_csv
 from tests import directory_data
 from tests.drills import provider_settings, until
 from tests.fake_provider_server import Chaos, FakeProviderServer, RecordedRequest
@@ -41,9 +45,10 @@ from worker import build_worker
 from workflows.missed_session import MissedSessionWorkflow
 
 ROOT = Path(__file__).parent.parent
-pytestmark = pytest.mark.drill(seconds=55)
-CASES = int(os.environ.get("DRILL_CASES", "30"))
+pytestmark = pytest.mark.drill(seconds=90)
+CASES = int(os.environ.get("DRILL_CASES", "200"))
 TAKEN = frozenset({"sent", "answered", "voicemail", "no_answer", "busy"})
+unconfirmed_result = AttemptResult.unconfirmed
 
 
 async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_doubled(
@@ -53,7 +58,8 @@ async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_dou
     monkeypatch.setattr(sendgrid_provider, "REQUEST_TIMEOUT_SECONDS", 1.0)
     store = CaseStore.from_url(f"sqlite+aiosqlite:///{tmp_path}/cases.db")
     await store.create_schema()
-    await import_directory_csv(store, ROOT / "samples" / "directory.csv")
+    therapists, clients = _one_client_per_case(CASES)
+    await store.import_directory(therapists, clients)
     async with FakeProviderServer() as fake:
         fake.chaos = Chaos(rate=0.25, seed=13, slow_seconds=2.0)
         # Two refusals that name a wait longer than the retry policy's own first one (5 s).
@@ -74,7 +80,7 @@ async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_dou
                     *(
                         service.open(
                             appointment_id=f"D{n:03d}{uuid.uuid4().hex[:6]}",
-                            client_id="C100" if n % 4 else "C200",
+                            client_id=clients[n].client_id,
                             scheduled_start=now,
                             policy=policy,
                             now=now,
@@ -107,7 +113,10 @@ async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_dou
                 )
         finally:
             await providers.aclose()
-        attempts = [a for o in opened for a in await store.attempts_for_case(o.case_id)]
+        per_case = [
+            (o.case_id, a) for o in opened for a in await store.attempts_for_case(o.case_id)
+        ]
+        attempts = [a for _, a in per_case]
     await store.close()
 
     creates = [r for r in fake.requests if r.method == "POST" and "Accounts" in r.path] + [
@@ -144,6 +153,20 @@ async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_dou
     taken_ids = {r.provider_id for r in taken}
     delivered = [a for a in attempts if a.result.value in TAKEN]
     assert delivered and all(a.provider_id in taken_ids for a in delivered)
+    # Address by address (each client and contact has their own; the staff's are shared): the
+    # endpoint took at least the messages the store recorded delivered there and at most those
+    # plus its unconfirmed ones; an email at most once per attempt key. A step sent twice
+    # fails here even where the store recorded it once.
+    where = _where(clients, {o.case_id: clients[n] for n, o in enumerate(opened)})
+    took = Counter(where.request(r) for r in taken)
+    delivered = Counter(where.attempt(c, a) for c, a in per_case if a.result.value in TAKEN)
+    maybe = Counter(where.attempt(c, a) for c, a in per_case if a.result is unconfirmed_result)
+    for address in took.keys() | delivered.keys():
+        low, high = delivered[address], delivered[address] + maybe[address]
+        assert low <= took[address] <= high, (address, took[address], low, high)
+    assert len(took) > 2 * CASES  # the client's and the contact's addresses, case by case
+    keys = Counter(_email_key(r) for r in taken if r.path == "/v3/mail/send")
+    assert keys and max(keys.values()) == 1, keys.most_common(3)
     # Retry-After is honoured: an email refused with 429 and "Retry-After: 10" is tried again
     # no sooner than 10 s later (the retry policy alone would try again after 5 s).
     gaps = _retry_gaps(fake.emails(), 429)
@@ -155,13 +178,79 @@ async def test_at_a_mixed_fault_rate_every_message_is_recorded_once_and_none_dou
         assert all(a.result is not None for a in resolution.attempts)
 
 
+def _one_client_per_case(cases: int) -> tuple[list[Therapist], list[ClientProfile]]:
+    """The sample directory's therapists, and for each case a client of its own: three in four
+    like C100 (every channel, an emergency contact who consented), one in four like C200 (no
+    calls, high risk, a contact without consent), each with their own phone and email."""
+    therapists, samples = parse_directory_csv(ROOT / "samples" / "directory.csv")
+    by_id = {c.client_id: c for c in samples}
+    clients = []
+    for n in range(cases):
+        base = by_id["C100" if n % 4 else "C200"]
+        contact = base.emergency_contact
+        if contact is not None:
+            contact = contact.model_copy(
+                update={
+                    "phone": f"+1555557{n:04d}",
+                    "email": f"contact{n}@example.org" if contact.email else None,
+                }
+            )
+        changes = {
+            "client_id": f"D{n:04d}",
+            "phone": f"+1555556{n:04d}",
+            "email": f"client{n}@example.org",
+            "emergency_contact": contact,
+        }
+        clients.append(base.model_copy(update=changes))
+    return therapists, clients
+
+
+@dataclasses.dataclass
+class _where:
+    """Where a message went, as (channel, address): the client's and the contact's own
+    addresses, or ("staff", channel) for the therapist, supervisor and on-call (shared)."""
+
+    clients: list[ClientProfile]
+    client_of: dict[str, ClientProfile]
+
+    @functools.cached_property
+    def _own(self) -> set[str]:
+        own = set()
+        for c in self.clients:
+            own |= {c.phone or "", c.email or ""}
+            if c.emergency_contact is not None:
+                ec = c.emergency_contact
+                own |= {ec.phone or "", ec.email or ""}
+        return own - {""}
+
+    def request(self, r: RecordedRequest) -> tuple[str, str]:
+        if r.path == "/v3/mail/send":
+            channel, to = "email", (r.json or {})["personalizations"][0]["to"][0]["email"]
+        else:
+            channel, to = ("voice" if r.path.endswith("/Calls.json") else "sms"), r.form["To"]
+        return (channel, to) if to in self._own else ("staff", channel)
+
+    def attempt(self, case_id: str, a: Attempt) -> tuple[str, str]:
+        channel = a.channel.value
+        if a.recipient_role is RecipientRole.client:
+            person: Any = self.client_of[case_id]
+        elif a.recipient_role is RecipientRole.emergency_contact:
+            person = self.client_of[case_id].emergency_contact
+        else:
+            return ("staff", channel)
+        return (channel, person.email if channel == "email" else person.phone)
+
+
+def _email_key(email: RecordedRequest) -> str | None:
+    return (email.json or {}).get("custom_args", {}).get("outreach_key")
+
+
 def _retry_gaps(emails: list[RecordedRequest], status: int) -> list[float]:
     """Seconds from each email answered `status` to the next try of the same message (the
     attempt's key travels in SendGrid's custom_args)."""
     by_key: dict[str, list[RecordedRequest]] = {}
     for email in emails:
-        key = (email.json or {}).get("custom_args", {}).get("outreach_key")
-        if key:
+        if key := _email_key(email):
             by_key.setdefault(key, []).append(email)
     return [
         later.at - earlier.at
