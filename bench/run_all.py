@@ -14,6 +14,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ("Calendar feed: the sweep against bare parse + expansion", ["bench.calendar_feed"]),
     ("Throughput against Temporal's floor (case store on SQLite)", ["bench.throughput"]),
+    # The store's own layer, which the throughput figures cannot separate from the rest.
+    ("A message's store statements against the bare driver", ["bench.store_statements"]),
     # The same with the product's own cache size, smaller than the 300 cases moving at once.
     (
         "Throughput with the product's default cache (200 cases) on SQLite",

@@ -28,17 +28,16 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from bench.databases import scratch_store
 from bench.floor import FloorWorkflow, Shape, noop, shape_of
 from bench.machine import machine_line
 from bench.processes import WorkerProcess, cpu_seconds, worker_env
@@ -59,9 +58,6 @@ from worker import build_worker
 from workflows.search_attributes import ALL_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_ADMIN = os.environ.get(
-    "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 # Cases each worker keeps cached: the SDK's default, which the floor's worker would have anyway.
 # Both workers get the same, so the ratio compares work, not cache sizes. The product's default
 # (settings.py, 200) is sized for cases held for days; with more cases than that moving at once
@@ -125,28 +121,6 @@ async def _start_dev_server(folder: Path) -> WorkflowEnvironment:
         ui=False,
         dev_server_log_level="error",
     )
-
-
-async def _database(kind: str, folder: Path) -> tuple[str, Callable[[], Awaitable[None]]]:
-    """A fresh, empty case store's URL and how to throw it away."""
-    if kind == "sqlite":
-
-        async def nothing() -> None:
-            pass
-
-        return f"sqlite+aiosqlite:///{folder}/cases.db", nothing
-    name = f"outreach_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-
-    async def drop() -> None:
-        admin = await asyncpg.connect(POSTGRES_ADMIN)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
-
-    return f"{base}/{name}", drop
 
 
 def _helpers(
@@ -259,7 +233,7 @@ async def measure(
 ) -> list[str]:
     folder = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     env = await _start_dev_server(folder)
-    url, discard = await _database(store_kind, folder)
+    url, discard = await scratch_store(store_kind, folder)
     store, driver_store = CaseStore.from_url(url), CaseStore.from_url(url)
     try:
         await store.create_schema()

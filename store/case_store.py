@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from alembic.util import CommandError
-from sqlalchemy import Executable, Update, case, event, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Executable, case, event, select, update
 from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -24,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from models.case import Attempt, AttemptResult, CaseHeader, NoteEntry, Resolution, Stage
 from models.directory import Channel, ClientProfile, ConsentChange, Therapist
 from models.outreach import NoteRecord, OpenCaseRequest, OutreachRequest, StageChange
-from store import migrations
+from store import migrations, prepared
 from store import sqlite as sqlite_transactions
 from store.calendar_records import CalendarRecords
 from store.errors import StoreError, raise_unchained, safe_store_error, stored
@@ -44,11 +43,6 @@ from store.whole_calls import whole_calls
 
 __all__ = ["AttemptRow", "AttemptState", "AttendanceStatus", "CaseRow", "CaseStore"]
 
-Upsert = sqlite.Insert | postgresql.Insert
-_UPSERTS: dict[str, Callable[[Any], Upsert]] = {
-    "sqlite": sqlite.insert,
-    "postgresql": postgresql.insert,
-}
 # What a driver raises: SQLAlchemy's errors (wrapping asyncpg's and sqlite3's), the network's,
 # and a text the driver cannot encode (a lone surrogate, from a command-line argument that is
 # not UTF-8), which sqlite3 raises unwrapped.
@@ -62,7 +56,7 @@ _POSTGRES_TIMEOUT_S = 10
 @whole_calls  # a close-out's cancellation never cuts a store call in half (store/whole_calls.py)
 class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
     def __init__(self, engine: AsyncEngine) -> None:
-        if engine.dialect.name not in _UPSERTS:
+        if engine.dialect.name not in prepared.UPSERTS:
             raise ValueError(f"unsupported database {engine.dialect.name!r}: SQLite or PostgreSQL")
         if engine.dialect.name == "sqlite":
             sqlite_transactions.manage_transactions(engine)
@@ -83,7 +77,8 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         self._write_turn: AbstractAsyncContextManager[Any] = (
             asyncio.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         )
-        self._insert = _UPSERTS[engine.dialect.name]
+        self._insert = prepared.UPSERTS[engine.dialect.name]
+        self._prepared = prepared.inserts(engine.dialect.name)
 
     def count_statements(self) -> Callable[[], tuple[int, int]]:
         """Count the SQL statements this store sends from now on (the benchmarks: where a
@@ -160,15 +155,17 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         if error is not None:
             raise_unchained(error)  # not even a __context__ holds the driver's text
 
-    async def _write_one(self, stmt: Executable) -> RowMapping | None:
+    async def _write_one(
+        self, stmt: Executable, values: Mapping[str, Any] | None = None
+    ) -> RowMapping | None:
         """A write of one statement, outside a transaction: on SQLite no BEGIN (the statement
         takes the write lock at its start, waiting under the busy timeout as `BEGIN IMMEDIATE`
         does: no read of its own comes before its write), on PostgreSQL autocommit. Two round
         trips to the driver fewer than `_begin`, on the calls every message makes. Its first
-        row (RETURNING), if any."""
+        row (RETURNING), if any. `values`: those of a statement built once (`store.prepared`)."""
         try:
             async with self._write_turn, self._one_statement.connect() as conn:
-                result = await conn.execute(stmt)
+                result = await conn.execute(stmt, values)
                 return result.mappings().first() if result.returns_rows else None
         except _DRIVER_ERRORS as exc:
             error = safe_store_error(exc)
@@ -201,13 +198,17 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
     async def close(self) -> None:
         await self._engine.dispose()
 
-    async def _first(self, query: Executable) -> RowMapping | None:
+    async def _first(
+        self, query: Executable, values: Mapping[str, Any] | None = None
+    ) -> RowMapping | None:
         async with self._connect(one_statement=True) as conn:
-            return (await conn.execute(query)).mappings().first()
+            return (await conn.execute(query, values)).mappings().first()
 
-    async def _all(self, query: Executable) -> list[RowMapping]:
+    async def _all(
+        self, query: Executable, values: Mapping[str, Any] | None = None
+    ) -> list[RowMapping]:
         async with self._connect(one_statement=True) as conn:
-            return list((await conn.execute(query)).mappings().all())
+            return list((await conn.execute(query, values)).mappings().all())
 
     # ------------------------------------------------------------------ directory (PHI)
     async def import_directory(
@@ -271,14 +272,11 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         return merged
 
     async def get_client(self, client_id: str) -> ClientProfile | None:
-        row = await self._first(
-            select(ClientTable.record).where(ClientTable.client_id == client_id)
-        )
+        row = await self._first(prepared.CLIENT, {"b_id": client_id})
         return stored(ClientProfile, row["record"]) if row else None
 
     async def get_therapist(self, therapist_id: str) -> Therapist | None:
-        query = select(TherapistTable.record).where(TherapistTable.therapist_id == therapist_id)
-        row = await self._first(query)
+        row = await self._first(prepared.THERAPIST, {"b_id": therapist_id})
         return stored(Therapist, row["record"]) if row else None
 
     async def therapist_ids(self) -> set[str]:
@@ -290,26 +288,17 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
     # ------------------------------------------------------------------ cases
     async def open_case(self, request: OpenCaseRequest) -> None:
         """Record a new case in `grace_wait`; a case already recorded is left untouched."""
-        stmt = self._insert(CaseTable).values(
-            **_header(request), stage=Stage.grace_wait.value, stage_since=request.opened_at
-        )
-        async with self._begin() as conn:
-            await conn.execute(stmt.on_conflict_do_nothing())
+        case = {**_header(request), "stage": Stage.grace_wait.value}
+        await self._write_one(self._prepared.case, {**case, "stage_since": request.opened_at})
 
     async def set_stage(self, change: StageChange) -> None:
         """Move the case to `change.stage`. The same stage again keeps the first `stage_since`
         (a replay must not reset how long the case has waited), and a closed case stays closed
         (a late, timed-out activity attempt must not reopen it)."""
-        stmt = (
-            update(CaseTable)
-            .where(
-                CaseTable.case_id == change.case_id,
-                CaseTable.stage != change.stage.value,
-                CaseTable.closed_at.is_(None),
-            )
-            .values(stage=change.stage.value, stage_since=change.at)
+        stage = {"stage": change.stage.value, "stage_since": change.at}
+        await self._write_one(
+            prepared.STAGE, {"b_case_id": change.case_id, "b_stage": change.stage.value, **stage}
         )
-        await self._write_one(stmt)
 
     async def get_case(self, case_id: str) -> CaseRow | None:
         row = await self._first(select(CaseTable).where(CaseTable.case_id == case_id))
@@ -328,7 +317,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
 
     async def get_attempts(self, keys: list[str]) -> dict[str, AttemptRow]:
         """The rows of these attempts that exist, by key, in one read (a step's messages)."""
-        rows = await self._all(select(AttemptTable).where(AttemptTable.key.in_(keys)))
+        rows = await self._all(prepared.ATTEMPTS, {"b_keys": keys})
         return {row["key"]: stored(AttemptRow, dict(row)) for row in rows}
 
     async def start_attempt(self, request: OutreachRequest, at: datetime) -> AttemptRow:
@@ -349,23 +338,14 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         `sending` with this try's `claim` token, but only if it is still as this try `seen` it
         (absent, or `retry`/`sending` under the same claim). A compare-and-set, so of two
         tries running at once (one timed out but still running) only one sends."""
-        if seen is None:
-            stmt = self._insert(AttemptTable).values(**self._new_attempt(request, at, claim))
-            claimed = stmt.on_conflict_do_nothing(index_elements=["key"])
-        else:
-            claimed = (
-                update(AttemptTable)
-                .where(
-                    AttemptTable.key == request.key,
-                    AttemptTable.state == seen.state,
-                    AttemptTable.state.in_(("sending", "retry")),
-                    AttemptTable.claim.is_not_distinct_from(seen.claim),
-                )
-                .values(state="sending", claim=claim)
-            )
         # A row comes back only if this statement wrote it, and writing it is the claim: no
         # read afterwards for another try to change in between.
-        return await self._write_one(claimed.returning(AttemptTable.key)) is not None
+        if seen is None:
+            new_row = self._new_attempt(request, at, claim)
+            return await self._write_one(self._prepared.claim_new, new_row) is not None
+        as_seen = {"b_key": request.key, "b_seen_state": seen.state, "b_seen_claim": seen.claim}
+        again = {**as_seen, "state": "sending", "claim": claim}
+        return await self._write_one(prepared.CLAIM_AGAIN, again) is not None
 
     @staticmethod
     def _new_attempt(request: OutreachRequest, at: datetime, claim: str | None) -> dict[str, Any]:
@@ -433,16 +413,14 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         unchanged."""
         finished = _finished(result, detail, provider_id, dry_run, at)
         # Mostly the row is there, unfinished: its update alone (RETURNING the row) is all.
-        row = await self._write_one(_finish(request.key, finished).returning(AttemptTable))
+        row = await self._write_one(prepared.FINISH, {"b_key": request.key, **finished})
         if row is not None:
             return stored(AttemptRow, dict(row)).as_attempt()
         async with self._begin() as conn:  # absent, or finished before: in one transaction
             row = await self._finish_in(conn, request.key, finished)
             if row is None:
                 new_row = {**self._new_attempt(request, at, claim=None), **finished}
-                insert = self._insert(AttemptTable).values(**new_row)
-                insert = insert.on_conflict_do_nothing(index_elements=["key"])
-                row = (await conn.execute(insert.returning(AttemptTable))).mappings().first()
+                row = (await conn.execute(self._prepared.attempt, new_row)).mappings().first()
             if row is None:  # PostgreSQL: another try inserted it in between; it is there now
                 row = await self._finish_in(conn, request.key, finished)
         return _recorded(row, f"outreach attempt {request.key} could not be recorded")
@@ -454,8 +432,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         """Finish the attempt `key` unless it is finished; its row (None if it has none)."""
         # RETURNING: the row as written, without reading it back; an attempt finished before
         # (no row updated) is read as it stands.
-        stmt = _finish(key, finished).returning(AttemptTable)
-        row = (await conn.execute(stmt)).mappings().first()
+        row = (await conn.execute(prepared.FINISH, {"b_key": key, **finished})).mappings().first()
         if row is None:
             query = select(AttemptTable).where(AttemptTable.key == key)
             row = (await conn.execute(query)).mappings().first()
@@ -733,15 +710,6 @@ def _recorded(row: RowMapping | None, missing: str) -> Attempt:
     if row is None:
         raise LookupError(missing)
     return stored(AttemptRow, dict(row)).as_attempt()
-
-
-def _finish(key: str, finished: dict[str, Any]) -> Update:
-    """The statement that finishes the attempt `key` with `finished` unless it is finished."""
-    return (
-        update(AttemptTable)
-        .where(AttemptTable.key == key, AttemptTable.state != "done")
-        .values(**finished)
-    )
 
 
 def _finished(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.case import AttemptResult
 from models.directory import Channel, ClientProfile, ConsentChange
+from store import prepared
 from store.errors import stored
 from store.rows import CaseRow
 from store.schema import (
@@ -284,8 +285,5 @@ class WebRecords:
 
     async def email_suppression(self, address: str) -> str | None:
         """Why `address` must not be emailed, or None."""
-        query = select(EmailSuppressionTable.reason).where(
-            EmailSuppressionTable.address == address.strip().lower()
-        )
-        row = await self._first(query)
+        row = await self._first(prepared.EMAIL_SUPPRESSION, {"b_address": address.strip().lower()})
         return row["reason"] if row else None
