@@ -13,7 +13,6 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.calendar import CalendarSource, KnownSession
 from store.errors import stored
@@ -24,6 +23,7 @@ from store.schema import (
     CaseTable,
     ClientTable,
 )
+from store.threads import StoreConnection
 
 _SESSION_FLAGS = (
     "case_opened_at",
@@ -52,7 +52,7 @@ class SourceRow(BaseModel):
 
 
 class CalendarRecords:
-    _begin: Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+    _begin: Callable[[], AbstractAsyncContextManager[StoreConnection]]
     _insert: Callable[[Any], Any]
     _first: Callable[..., Any]
     _all: Callable[..., Any]

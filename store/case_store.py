@@ -16,9 +16,9 @@ from typing import Any, get_args
 
 from alembic.util import CommandError
 from sqlalchemy import Executable, case, event, select, update
-from sqlalchemy.engine import RowMapping, make_url
+from sqlalchemy.engine import CursorResult, RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from models.case import Attempt, AttemptResult, CaseHeader, NoteEntry, Resolution, Stage
 from models.directory import Channel, ClientProfile, ConsentChange, Therapist
@@ -38,6 +38,7 @@ from store.schema import (
     TherapistTable,
 )
 from store.stats import CaseStatsQueries
+from store.threads import Rows, SqliteThreads, StoreConnection
 from store.web_records import WebRecords
 from store.whole_calls import whole_calls
 
@@ -55,22 +56,25 @@ _POSTGRES_TIMEOUT_S = 10
 
 @whole_calls  # a close-out's cancellation never cuts a store call in half (store/whole_calls.py)
 class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, sqlite_busy_timeout_s: float = _SQLITE_BUSY_TIMEOUT_S
+    ) -> None:
+        """`engine`: PostgreSQL through asyncpg, or SQLite (then its URL only: the store runs
+        SQLite on threads of its own, see `store.threads`)."""
         if engine.dialect.name not in prepared.UPSERTS:
             raise ValueError(f"unsupported database {engine.dialect.name!r}: SQLite or PostgreSQL")
-        if engine.dialect.name == "sqlite":
-            sqlite_transactions.manage_transactions(engine)
         self._engine = engine
-        self._writer = engine.execution_options(**sqlite_transactions.WRITE)
-        # A read of one statement needs no transaction around it: on SQLite no BEGIN (see
+        self._threads: SqliteThreads | None = None
+        if engine.dialect.name == "sqlite":
+            self._threads = SqliteThreads(engine.url, sqlite_busy_timeout_s)
+            sync = self._threads.engine
+            sqlite_transactions.manage_transactions(sync)
+            self._sqlite_reader = sync
+            self._sqlite_writer = sync.execution_options(**sqlite_transactions.WRITE)
+            self._sqlite_one = sync.execution_options(**sqlite_transactions.ONE_STATEMENT)
+        # A statement on its own needs no transaction around it: on SQLite no BEGIN (see
         # `store.sqlite`), on PostgreSQL autocommit (no BEGIN and ROLLBACK round trips).
-        self._one_statement = engine.execution_options(
-            **(
-                sqlite_transactions.ONE_STATEMENT
-                if engine.dialect.name == "sqlite"
-                else {"isolation_level": "AUTOCOMMIT"}
-            )
-        )
+        self._one_statement = engine.execution_options(isolation_level="AUTOCOMMIT")
         # SQLite has one writer at a time: this process's writers queue here, in order, rather
         # than in SQLite's busy handler, which polls and can starve a waiter past its timeout.
         # PostgreSQL takes row locks: its writers need not queue.
@@ -90,7 +94,8 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             counts[0] += 1
             counts[1] += statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE")
 
-        event.listen(self._engine.sync_engine, "before_cursor_execute", counted)
+        engine = self._threads.engine if self._threads else self._engine.sync_engine
+        event.listen(engine, "before_cursor_execute", counted)
         return lambda: (counts[0], counts[1])
 
     @classmethod
@@ -126,29 +131,21 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
                 except OSError as exc:
                     reason = exc.strerror or type(exc).__name__
                     raise StoreError(f"case store: cannot create {folder}: {reason}") from None
-            # No rollback when a connection goes back to the pool: every store call ends its
-            # own transaction (SQLAlchemy rolls back one left open), and the driver's extra
-            # ROLLBACK was one more round trip to its thread per call.
-            engine = create_async_engine(
-                url,
-                hide_parameters=True,
-                pool_reset_on_return=None,
-                connect_args={"timeout": sqlite_busy_timeout_s},
-            )
+            engine = create_async_engine(url)  # its URL and dialect: see `store.threads`
+            return cls(engine, sqlite_busy_timeout_s)
         except (ArgumentError, ImportError, ValueError):  # never the URL: it may hold a password
             raise StoreError(
                 "DATABASE_URL is not a case store URL: sqlite+aiosqlite:///path/cases.db or "
                 "postgresql+asyncpg://user@host/db"
             ) from None
-        return cls(engine)
 
     @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+    async def _begin(self) -> AsyncIterator[StoreConnection]:
         """A write transaction (on SQLite holding the write lock from its start, see
         `store.sqlite`) whose errors never quote rows (see `store.errors`)."""
         error: StoreError | None = None
         try:
-            async with self._write_turn, self._writer.begin() as conn:
+            async with self._write_turn, self._transaction() as conn:
                 yield conn
         except _DRIVER_ERRORS as exc:
             error = safe_store_error(exc)
@@ -164,24 +161,43 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
         trips to the driver fewer than `_begin`, on the calls every message makes. Its first
         row (RETURNING), if any. `values`: those of a statement built once (`store.prepared`)."""
         try:
-            async with self._write_turn, self._one_statement.connect() as conn:
-                result = await conn.execute(stmt, values)
+            async with self._write_turn:
+                result = await self._statement(True, stmt, values)
                 return result.mappings().first() if result.returns_rows else None
         except _DRIVER_ERRORS as exc:
             error = safe_store_error(exc)
         raise_unchained(error)  # outside the handler: not even a __context__ quotes the driver
 
     @asynccontextmanager
-    async def _connect(self, one_statement: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A read; `one_statement` where it sends just one (then outside a transaction)."""
+    async def _connect(self) -> AsyncIterator[StoreConnection]:
+        """A read of several statements, in one transaction (one snapshot of the store)."""
         error: StoreError | None = None
         try:
-            async with (self._one_statement if one_statement else self._engine).connect() as conn:
+            reading: AbstractAsyncContextManager[StoreConnection] = (
+                self._threads.connect(self._sqlite_reader, write=False, transaction=False)
+                if self._threads
+                else self._engine.connect()
+            )
+            async with reading as conn:
                 yield conn
         except _DRIVER_ERRORS as exc:
             error = safe_store_error(exc)
         if error is not None:
             raise_unchained(error)
+
+    def _transaction(self) -> AbstractAsyncContextManager[StoreConnection]:
+        if self._threads:
+            return self._threads.connect(self._sqlite_writer, write=True, transaction=True)
+        return self._engine.begin()
+
+    async def _statement(
+        self, write: bool, stmt: Executable, values: Mapping[str, Any] | None
+    ) -> Rows | CursorResult[Any]:
+        """One statement outside a transaction, on a connection taken for it alone."""
+        if self._threads:
+            return await self._threads.one_statement(self._sqlite_one, write, stmt, values)
+        async with self._one_statement.connect() as conn:
+            return await conn.execute(stmt, values)
 
     async def create_schema(self) -> None:
         """Create or upgrade the schema: `alembic upgrade head` with the migrations in
@@ -196,19 +212,28 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
             raise StoreError(f"case store schema cannot be upgraded ({exc})") from None
 
     async def close(self) -> None:
+        if self._threads:
+            await self._threads.dispose()
         await self._engine.dispose()
 
     async def _first(
         self, query: Executable, values: Mapping[str, Any] | None = None
     ) -> RowMapping | None:
-        async with self._connect(one_statement=True) as conn:
-            return (await conn.execute(query, values)).mappings().first()
+        return (await self._read_one(query, values)).mappings().first()
 
     async def _all(
         self, query: Executable, values: Mapping[str, Any] | None = None
     ) -> list[RowMapping]:
-        async with self._connect(one_statement=True) as conn:
-            return list((await conn.execute(query, values)).mappings().all())
+        return list((await self._read_one(query, values)).mappings().all())
+
+    async def _read_one(
+        self, query: Executable, values: Mapping[str, Any] | None
+    ) -> Rows | CursorResult[Any]:
+        try:
+            return await self._statement(False, query, values)
+        except _DRIVER_ERRORS as exc:
+            error = safe_store_error(exc)
+        raise_unchained(error)
 
     # ------------------------------------------------------------------ directory (PHI)
     async def import_directory(
@@ -427,7 +452,7 @@ class CaseStore(CalendarRecords, CaseStatsQueries, WebRecords):
 
     @staticmethod
     async def _finish_in(
-        conn: AsyncConnection, key: str, finished: dict[str, Any]
+        conn: StoreConnection, key: str, finished: dict[str, Any]
     ) -> RowMapping | None:
         """Finish the attempt `key` unless it is finished; its row (None if it has none)."""
         # RETURNING: the row as written, without reading it back; an attempt finished before

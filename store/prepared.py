@@ -4,8 +4,9 @@ A statement built per call costs SQLAlchemy more Python than running it does: it
 (each value coerced against its column), then walked to compute its cache key, on every call.
 Built once with bind parameters and executed with a dict of values, both are skipped (SQLAlchemy
 memoises a statement's cache key on the statement). A message's claim and result cost 45% less
-CPU this way, measured with `python -m bench.store_statements` (2.6 -> 1.4 ms on SQLite, 1.7 ->
-0.9 ms on PostgreSQL, on 2 cores; the bare driver needs 0.6 and 0.2).
+CPU this way, measured with `python -m bench.store_statements` on 2 cores: 1.7 -> 0.9 ms on
+PostgreSQL, 2.6 -> 1.4 ms on SQLite when it still ran through aiosqlite (`store/threads.py`
+since took it to 0.8).
 
 The values of an INSERT, and the SET of an UPDATE, come from the keys of the dict it is run with;
 bind parameters in WHERE clauses are named `b_...`, apart from the columns they compare with.

@@ -9,9 +9,9 @@ transaction itself:
 - writes (`CaseStore._begin`) with `BEGIN IMMEDIATE`: the write lock is taken first, waiting in
   turn under the busy timeout, never upgraded midway;
 - reads with a plain `BEGIN`, which in WAL mode reads a snapshot and blocks no writer;
-- a read of one statement (`CaseStore._first`, `_all`) with no BEGIN at all: SQLite runs it in
-  a transaction of its own, one round trip to the driver's thread fewer (about a fifth of the
-  statements a case sends).
+- a statement on its own (`CaseStore._first`, `_all`, `_write_one`) with no BEGIN at all:
+  SQLite runs it in a transaction of its own (a write takes the write lock at its start, as
+  `BEGIN IMMEDIATE` does).
 
 WAL (write-ahead log) lets readers and one writer work at the same time, and
 `synchronous=NORMAL` is its usual durable-enough setting: a committed transaction survives a
@@ -23,38 +23,18 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection, Engine
 
 WRITE = {"sqlite_begin": "IMMEDIATE"}  # execution options of the store's write transactions
 ONE_STATEMENT = {"sqlite_begin": "none"}  # ... and of its reads of a single statement
 
 
-def manage_transactions(engine: AsyncEngine) -> None:
+def manage_transactions(engine: Engine) -> None:
     """Make `engine` begin its own transactions (see the module docstring). Idempotent."""
-    sync_engine = engine.sync_engine
-    if event.contains(sync_engine, "begin", _begin):
+    if event.contains(engine, "begin", _begin):
         return
-    event.listen(sync_engine, "connect", _on_connect)
-    event.listen(sync_engine, "begin", _begin)
-    _skip_idle_rollbacks(engine.dialect)
-
-
-def _skip_idle_rollbacks(dialect: Dialect) -> None:
-    """SQLAlchemy rolls back every connection it closes, also one whose statement ran outside
-    a transaction (`ONE_STATEMENT`), where sqlite3's rollback does nothing: through aiosqlite
-    that nothing is still a round trip to the driver's thread, one in five of a statement's.
-    Skip it where SQLite says no transaction is open (the C library's autocommit flag, read
-    without a round trip)."""
-    rollback = dialect.do_rollback
-
-    def do_rollback(dbapi_connection: Any) -> None:
-        driver = getattr(dbapi_connection, "driver_connection", None)
-        if driver is not None and not driver.in_transaction:
-            return
-        rollback(dbapi_connection)
-
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "begin", _begin)
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.case import AttemptResult
 from models.directory import Channel, ClientProfile, ConsentChange
@@ -32,6 +31,7 @@ from store.schema import (
     IntegrationTable,
     WebhookReceiptTable,
 )
+from store.threads import StoreConnection
 
 InboundKind = Literal["reply", "stop", "start", "help"]
 
@@ -60,7 +60,7 @@ class InboundMessage(BaseModel):
 
 
 class WebRecords:
-    _begin: Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+    _begin: Callable[[], AbstractAsyncContextManager[StoreConnection]]
     _insert: Callable[[Any], Any]
     _first: Callable[..., Any]
     _all: Callable[..., Any]
