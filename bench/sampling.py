@@ -4,7 +4,7 @@
 py-spy reads the process's stacks from outside, about 100 times a second, without stopping it
 (`--nonblocking`): unlike cProfile, which slows every Python call and so inflates the parts
 with many small calls, it leaves the figures it measures nearly as they are. Every thread is
-sampled (the event loop, aiosqlite's connection threads, the SDK's workflow threads); a thread
+sampled (the event loop, the case store's SQLite threads, the SDK's workflow threads); a thread
 waiting (a selector, a queue, a lock) is idle, not busy, and is left out.
 
 Each busy sample goes to the first part its stack shows, in `PARTS` order: a store call made by
@@ -28,8 +28,8 @@ from types import TracebackType
 PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("benchmark driver (opens cases, polls, closes them)", ("(bench/throughput.py", "(service/")),
     (
-        "case store (SQLAlchemy, aiosqlite/asyncpg)",
-        ("(store/", "(sqlalchemy/", "(aiosqlite/", "(asyncpg/"),
+        "case store (SQLAlchemy, sqlite3/asyncpg)",
+        ("(store/", "(sqlalchemy/", "(asyncpg/"),
     ),
     ("product: workflow code", ("(workflows/",)),
     (
@@ -57,7 +57,6 @@ IDLE = (
     "_worker (concurrent/futures/thread.py",
     "wait (threading.py",
     "get (queue.py",
-    "_connection_worker_thread (aiosqlite/core.py",
 )
 
 
