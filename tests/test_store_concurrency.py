@@ -6,6 +6,7 @@ the store now begins its own, IMMEDIATE for writes, in WAL mode (`store/sqlite.p
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -85,4 +86,44 @@ async def test_a_write_whose_caller_is_cancelled_midway_is_applied_whole_and_fre
         await store.start_attempt(request, at)  # the lock is free: within the 0.5 s timeout
         assert (await store.get_attempt(request.key)) is not None
     finally:
+        await store.close()
+
+
+async def test_a_write_waiting_out_another_process_lock_holds_up_neither_reads_nor_the_loop(
+    tmp_path: Path,
+) -> None:
+    """Another process (the web service, the CLI) holds SQLite's write lock: the store's write
+    waits for it on the store's write thread, while its reads and the event loop go on; once
+    the lock is released the write goes through (`store/threads.py`)."""
+    path = tmp_path / "cases.db"
+    store = CaseStore.from_url(f"sqlite+aiosqlite:///{path}", sqlite_busy_timeout_s=10)
+    await store.create_schema()
+    await store.import_directory(directory_data.THERAPISTS, directory_data.CLIENTS)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the other process's write transaction
+        request = outreach_request()
+        write = asyncio.create_task(store.claim_attempt(request, SESSION_START, "try-1", None))
+        await asyncio.sleep(0.3)
+        assert not write.done()  # waiting for the lock
+        ticks = 0
+
+        async def ticking() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        clock = asyncio.create_task(ticking())
+        for _ in range(20):  # reads meanwhile, each answered at once
+            assert await asyncio.wait_for(store.get_client("C1"), 1) is not None
+        await asyncio.sleep(0.2)
+        clock.cancel()
+        assert ticks >= 10 and not write.done()  # the loop ran; the write still waits
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(write, 5) is True
+        row = await store.get_attempt(request.key)
+        assert row is not None and (row.state, row.claim) == ("sending", "try-1")
+    finally:
+        other.close()
         await store.close()
