@@ -497,6 +497,7 @@ async def test_dry_run_receipts_name_no_address() -> None:
     assert not any(TO_NUMBER in r.detail or "jordan" in r.detail for r in receipts)
     outcome = await voice.call_outcome("anything")
     assert outcome is not None and outcome.result == AttemptResult.dry_run
+    assert vars(sms) == vars(voice) == vars(email) == {}  # keeps no address, no text
 
 
 # -- No PHI or secrets in logs -----------------------------------------------------------------
