@@ -97,6 +97,7 @@ class CaseService:
         self._store = store
         self._settings = settings
         self._client = client
+        self._search_attributes_found = False  # see `_check_search_attributes`
 
     @property
     def store(self) -> CaseStore:
@@ -173,12 +174,7 @@ class CaseService:
                 f"({case.scheduled_start.isoformat()}); the policy opens cases only within that"
             )
         temporal = await self.temporal()
-        missing = await missing_search_attributes(temporal)
-        if missing:
-            raise CaseError(
-                f"search attributes {', '.join(missing)} are not registered on this Temporal "
-                "namespace: run `starter.py setup` first"
-            )
+        await self._check_search_attributes(temporal)
         try:
             await temporal.start_workflow(
                 MissedSessionWorkflow.run,
@@ -196,6 +192,23 @@ class CaseService:
         except WorkflowAlreadyStartedError:
             return OpenedCase(case.case_id, new=False)
         return OpenedCase(case.case_id, new=True)
+
+    async def _check_search_attributes(self, temporal: Client) -> None:
+        """Refuse to open a case on a namespace without our search attributes: its first
+        workflow task would fail and wait there. Asked until they are found, then trusted (they
+        are not removed in normal operation): the listing is an operator call, and the dev
+        server kept a connection to itself open for each one, so a worker whose calendar sweep
+        had opened about 10,000 cases ran the server out of file descriptors
+        (`python -m bench.held_cases --cases 10000`)."""
+        if self._search_attributes_found:
+            return
+        missing = await missing_search_attributes(temporal)
+        if missing:
+            raise CaseError(
+                f"search attributes {', '.join(missing)} are not registered on this Temporal "
+                "namespace: run `starter.py setup` first"
+            )
+        self._search_attributes_found = True
 
     # ------------------------------------------------------------------ answer
     async def answer(self, reference: str, update: str, data: Mapping[str, Any]) -> str:

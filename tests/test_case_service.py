@@ -139,3 +139,41 @@ def test_the_readmes_update_examples_are_accepted_by_the_edge() -> None:
     assert set(examples) == set(ANSWERS)  # one example for every Update
     for name, data in examples.items():
         at_edge(ANSWERS[name], data)
+
+
+async def test_search_attributes_are_asked_for_until_found_then_trusted(
+    time_skipping_env: WorkflowEnvironment,
+    sqlite_store: CaseStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The listing is an operator call (on the dev server each one also kept a connection
+    open: 10,000 cases opened ran it out of file descriptors). Missing, a case is refused and
+    the next one asks again; found once, they are not asked for again."""
+    answers = [["OutreachStage"], []]
+    asked: list[list[str]] = []
+
+    async def listed(_client: Any) -> list[str]:
+        asked.append(answers[min(len(asked), len(answers) - 1)])
+        return asked[-1]
+
+    monkeypatch.setattr("service.cases.missing_search_attributes", listed)
+    await sqlite_store.import_directory(directory_data.THERAPISTS, directory_data.CLIENTS)
+    service = CaseService(sqlite_store, Settings(), time_skipping_env.client)
+    now = await time_skipping_env.get_current_time()
+
+    async def open_one(n: int) -> str:
+        opened = await service.open(
+            appointment_id=f"S{n}", client_id="C1", scheduled_start=now,
+            policy=DEFAULT_POLICY, now=now,
+        )  # fmt: skip
+        return opened.case_id
+
+    with pytest.raises(CaseError, match="OutreachStage are not registered"):
+        await open_one(0)
+    opened = [await open_one(n) for n in range(1, 5)]
+    try:
+        assert asked == [["OutreachStage"], []]  # two listings for five opens
+        assert len(set(opened)) == 4
+    finally:
+        for case_id in opened:
+            await time_skipping_env.client.get_workflow_handle(case_id).terminate("test over")
