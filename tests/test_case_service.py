@@ -3,6 +3,7 @@ PostgreSQL alike), the therapist it chooses, and late documentation on closed ca
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -157,23 +158,19 @@ async def test_search_attributes_are_asked_for_until_found_then_trusted(
         return asked[-1]
 
     monkeypatch.setattr("service.cases.missing_search_attributes", listed)
-    await sqlite_store.import_directory(directory_data.THERAPISTS, directory_data.CLIENTS)
-    service = CaseService(sqlite_store, Settings(), time_skipping_env.client)
-    now = await time_skipping_env.get_current_time()
-
-    async def open_one(n: int) -> str:
-        opened = await service.open(
-            appointment_id=f"S{n}", client_id="C1", scheduled_start=now,
-            policy=DEFAULT_POLICY, now=now,
-        )  # fmt: skip
-        return opened.case_id
-
-    with pytest.raises(CaseError, match="OutreachStage are not registered"):
-        await open_one(0)
-    opened = [await open_one(n) for n in range(1, 5)]
-    try:
-        assert asked == [["OutreachStage"], []]  # two listings for five opens
-        assert len(set(opened)) == 4
-    finally:
-        for case_id in opened:
-            await time_skipping_env.client.get_workflow_handle(case_id).terminate("test over")
+    async with harness(time_skipping_env, sqlite_store) as h:
+        service = h.service  # a new service: it has not found them yet
+        with pytest.raises(CaseError, match="OutreachStage are not registered"):
+            await service.open(
+                appointment_id="S0", client_id="C1", scheduled_start=NOW,
+                policy=DEFAULT_POLICY, now=NOW,
+            )  # fmt: skip
+        now = await time_skipping_env.get_current_time()
+        for n in range(1, 5):
+            opened = await service.open(
+                appointment_id=f"S{n}{uuid.uuid4().hex[:8]}", client_id="C1",
+                scheduled_start=now, policy=DEFAULT_POLICY, now=now,
+            )  # fmt: skip
+            h.started.append(opened.case_id)
+    assert asked == [["OutreachStage"], []]  # two listings for five opens
+    assert len(set(h.started)) == 4
