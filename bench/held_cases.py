@@ -122,7 +122,11 @@ async def _query_until_answered(client: Client, case_id: str, tries: int = 5) ->
             await client.get_workflow_handle(case_id).query("case_status")
             return
         except RPCError as error:
-            if error.status is not RPCStatusCode.CANCELLED and "Timeout" not in str(error):
+            waited_out = error.status in (
+                RPCStatusCode.CANCELLED,  # "Timeout expired": the call's own deadline
+                RPCStatusCode.DEADLINE_EXCEEDED,  # "query timed out before a worker could ..."
+            )
+            if not waited_out:
                 raise
             if attempt == tries:
                 raise
